@@ -1,0 +1,53 @@
+# The two commands: `make run` and `make test`. Both set everything up from a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+# Development defaults; a real environment variable wins.
+export DEBUG ?= true
+
+.PHONY: run test setup install migrate admin lint format typecheck check clean
+
+run: setup admin
+	$(PY) manage.py devstack
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+setup: install migrate
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --no-input
+
+admin: migrate
+	$(PY) manage.py ensure_admin
+
+# Quality gates (CI runs them after `make test`).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy .
+
+check: lint typecheck
+	$(PY) manage.py check --fail-level WARNING
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

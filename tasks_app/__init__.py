@@ -1,0 +1,1 @@
+"""Taskdeck: an operations dashboard for Celery jobs, pluggable into any Django + Celery project."""

@@ -1,0 +1,66 @@
+"""`manage.py devstack`: the process manager behind `make run`.
+
+Starts the bundled Redis (when REDIS_URL is unset), a Celery worker, celery beat and the web
+server; Ctrl-C or SIGTERM stops all of them.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from tasks_app.devstack.bundled_redis import BundledRedis, BundledRedisError
+from tasks_app.devstack.supervisor import Child, Supervisor
+
+
+class Command(BaseCommand):
+    help = "Run Redis (bundled, if REDIS_URL is unset), a Celery worker, beat and the web server."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=settings.PORT)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--concurrency", type=int, default=2)
+
+    def handle(self, *args: Any, port: int, host: str, concurrency: int, **options: Any) -> None:
+        python = sys.executable
+        on_stop: list[Callable[[], None]] = []
+        if settings.TASKDECK_USES_BUNDLED_REDIS:
+            bundled = BundledRedis(settings.TASKDECK_BUNDLED_REDIS_DIR, persistent=True)
+            try:
+                started = bundled.start()
+            except BundledRedisError as error:
+                raise SystemExit(f"[taskdeck] {error}") from None
+            if started:
+                on_stop.append(bundled.stop)
+            self.stdout.write(f"[taskdeck] bundled Redis on {bundled.socket_path}")
+        else:
+            self.stdout.write(f"[taskdeck] using Redis at {settings.REDIS_URL}")
+
+        celery = [python, "-m", "celery", "-A", "dashboard"]
+        worker = Child(
+            "worker",
+            [*celery, "worker", "-l", "INFO", "-Q", ",".join(settings.TASKDECK_QUEUES),
+             "--concurrency", str(concurrency), "-n", "taskdeck@%h"],
+            stop_timeout=20,
+        )  # fmt: skip
+        beat = Child("beat", [*celery, "beat", "-l", "INFO"])
+        web = Child("web", [python, "manage.py", "runserver", f"{host}:{port}"])
+        supervisor = Supervisor(
+            stages=[[worker], [beat, web]],
+            env=dict(os.environ),
+            cwd=str(settings.BASE_DIR),
+            on_stop=on_stop,
+        )
+        shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"[taskdeck] Taskdeck is starting at http://{shown_host}:{port}/ "
+                "- log in there (admin at /admin/). Press Ctrl-C to stop."
+            )
+        )
+        status = supervisor.run()
+        if status:
+            raise SystemExit(status)

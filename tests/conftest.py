@@ -1,0 +1,75 @@
+"""Session-wide fixtures: the real broker and the real Celery worker every integration test uses."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.conf import settings
+
+from dashboard.celery import app as celery_app
+from tasks_app.devstack.bundled_redis import BundledRedis
+from tests.support.services import WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The environment's Redis (REDIS_URL, flushed: give the suite a database of its own), or
+    a bundled redis-server started for this session only, so a `make run` worker never takes
+    the tests' messages."""
+    env_url = os.environ.get("REDIS_URL", "").strip()
+    bundled: BundledRedis | None = None
+    if env_url:
+        url = env_url
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
+    else:
+        bundled = BundledRedis(tmp_path_factory.mktemp("redis"))
+        bundled.start()
+        url = bundled.url
+    settings.CELERY_BROKER_URL = url
+    celery_app.conf.update(broker_url=url)
+    yield url
+    celery_app.close()
+    if bundled is not None:
+        bundled.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    broker_url: str,
+    django_db_setup: None,
+    django_db_blocker: object,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WorkerProcess]:
+    """One real worker for the whole session, on the test database and the test broker."""
+    worker = WorkerProcess(broker_url, tmp_path_factory.mktemp("worker") / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker_process: WorkerProcess, transactional_db: None) -> Iterator[WorkerProcess]:
+    """Use in a test that sends tasks: the worker, with committed (visible) test data."""
+    yield celery_worker_process
+    if celery_worker_process.process is None or celery_worker_process.process.poll() is not None:
+        pytest.fail(f"The worker died during the test:\n{celery_worker_process.log_tail()}")
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: nothing may pass by not running."""
+    if os.environ.get("CI") and _skipped:
+        print(f"\nFAILED: {len(_skipped)} test(s) skipped in CI: {', '.join(_skipped)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

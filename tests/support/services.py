@@ -1,0 +1,109 @@
+"""Real services for tests: the broker (bundled or the environment's Redis) and a Celery worker.
+
+The worker is a real `celery worker` subprocess (prefork pool, JSON messages, Django's fix-up)
+connected to the test database, never eager mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+
+def database_url(db: dict[str, Any]) -> str:
+    """A DATABASE_URL for another process to reach the database Django is using now."""
+    engine = db["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    if engine.endswith("postgresql"):
+        user = quote(db.get("USER") or "")
+        password = quote(db.get("PASSWORD") or "")
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = db.get("HOST") or "localhost"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{auth}{host}{port}/{quote(db['NAME'])}"
+    raise NotImplementedError(f"No URL form for database engine {engine}")
+
+
+def child_env(broker_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a worker/beat subprocess that shares this test session's services."""
+    env = dict(os.environ)
+    env.update(
+        DEBUG="true",
+        DATABASE_URL=database_url(settings.DATABASES["default"]),
+        REDIS_URL=broker_url,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """A `celery worker` subprocess, its output kept in a log file for failure reports."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        log_path: Path,
+        *,
+        name: str = "test-worker",
+        concurrency: int = 2,
+        queues: tuple[str, ...] = tuple(settings.TASKDECK_QUEUES),
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.broker_url = broker_url
+        self.log_path = log_path
+        self.hostname = f"{name}-{os.getpid()}@%h"
+        self.args = [
+            sys.executable, "-m", "celery", "-A", "dashboard", "worker",
+            "-l", "INFO", "-n", self.hostname, "-Q", ",".join(queues),
+            "--concurrency", str(concurrency), "--without-mingle", "--without-gossip",
+            *extra_args,
+        ]  # fmt: skip
+        self.env = env or child_env(broker_url)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Celery worker exited early:\n{self.log_tail()}")
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"Celery worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
