@@ -18,5 +18,5 @@ def test_ping_runs_on_a_real_worker_and_is_stored(worker: WorkerProcess) -> None
     assert stored.content_type == "application/json"
     # (celery-types' stub of TaskResult lacks the `worker` column, so read it by name)
     worker_name = TaskResult.objects.values_list("worker", flat=True).get(task_id=result.id)
-    assert worker_name.startswith("test-worker")
+    assert str(worker_name).startswith("test-worker")
     assert stored.date_done is not None
