@@ -83,6 +83,10 @@ class Supervisor:
     env: dict[str, str]
     cwd: str
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Printed once `ready` says the stack answers, so it is the last thing on the screen
+    # rather than lost among the children's start-up logs.
+    ready: Callable[[], bool] = lambda: True
+    ready_message: str = ""
 
     def run(self) -> int:
         def handle(signum: int, _frame: FrameType | None) -> None:
@@ -107,7 +111,12 @@ class Supervisor:
         return status
 
     def _watch(self) -> int:
+        announced = False
         while True:
+            if not announced and self.ready():
+                announced = True
+                if self.ready_message:
+                    print(self.ready_message, flush=True)
             for stage in self.stages:
                 for child in stage:
                     code = child.exit_code()

@@ -76,6 +76,8 @@ def test_stack_starts_everything_and_stops_every_process(
         wait_for(lambda: http_status(f"http://127.0.0.1:{port}/") == 200, 60, "web", log)
         wait_for(lambda: b" ready." in log.read_bytes(), 60, "the worker", log)
         wait_for(lambda: b"beat: Starting" in log.read_bytes(), 60, "beat", log)
+        banner = f"Taskdeck is running: open http://127.0.0.1:{port}/".encode()
+        wait_for(lambda: banner in log.read_bytes(), 10, "the ready message", log)
         descendants = psutil.Process(stack.pid).children(recursive=True)
         commands = [" ".join(p.cmdline()) for p in descendants]
 
@@ -83,7 +85,6 @@ def test_stack_starts_everything_and_stops_every_process(
         assert sum("celery" in c and " worker " in c for c in commands) >= 2, commands  # + pool
         assert any("celery" in c and " beat" in c for c in commands), commands
         assert any("runserver" in c for c in commands), commands
-        assert f"http://127.0.0.1:{port}/".encode() in log.read_bytes()
 
         stack.send_signal(stop_signal)
         exit_code = stack.wait(timeout=60)

@@ -5,6 +5,7 @@ server; Ctrl-C or SIGTERM stops all of them.
 """
 
 import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -55,12 +56,21 @@ class Command(BaseCommand):
             on_stop=on_stop,
         )
         shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"[taskdeck] Taskdeck is starting at http://{shown_host}:{port}/ "
-                "- log in there (admin at /admin/). Press Ctrl-C to stop."
-            )
+        supervisor.ready = lambda: _answers(shown_host, port)
+        supervisor.ready_message = self.style.SUCCESS(
+            f"\n[taskdeck] Taskdeck is running: open http://{shown_host}:{port}/ and log in "
+            "(the admin login was printed when it was created). Press Ctrl-C to stop.\n"
         )
+        self.stdout.write(f"[taskdeck] starting the worker, beat and the web server on port {port}")
         status = supervisor.run()
         if status:
             raise SystemExit(status)
+
+
+def _answers(host: str, port: int) -> bool:
+    """True once something accepts connections on the web server's port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
