@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 
 # Development defaults; a real environment variable wins.
 export DEBUG ?= true
+export TASKDECK_DEMO_JOBS ?= true
 
 .PHONY: run test setup install migrate admin lint format typecheck check clean
 

@@ -241,7 +241,9 @@ CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 
-CELERY_RESULT_BACKEND = "django-db"
+# django-celery-results' database backend, extended to move the run ledger in the same
+# transaction (tasks_app/backend.py).
+CELERY_RESULT_BACKEND = "tasks_app.backend:LedgerBackend"
 CELERY_RESULT_EXTENDED = True
 # Keep history: Celery's built-in daily cleanup would delete every result older than a day.
 # Retention is Taskdeck's own scheduled cleanup job, which operators can edit.
@@ -250,8 +252,20 @@ CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
 CELERY_RESULT_BACKEND_MAX_RETRIES = 10
 CELERY_TASK_TRACK_STARTED = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = ("tasks_app.jobs.registry.route_job",)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60 * 60)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Taskdeck
+# A running run refreshes its heartbeat this often; the reaper calls it lost after LOST_AFTER.
+TASKDECK_HEARTBEAT_SECONDS = float(env_str("TASKDECK_HEARTBEAT_SECONDS", "10"))
+TASKDECK_LOST_AFTER_SECONDS = float(env_str("TASKDECK_LOST_AFTER_SECONDS", "60"))
+# The demo jobs (demo.progress, demo.flaky); `make run` and `make test` turn them on.
+TASKDECK_DEMO_JOBS = env_bool("TASKDECK_DEMO_JOBS", default=False)
+# Bulk actions touch at most this many runs at once.
+TASKDECK_BULK_LIMIT = env_int("TASKDECK_BULK_LIMIT", 1000)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "taskdeck@localhost")

@@ -1,9 +1,158 @@
-"""Built-in jobs. Celery's autodiscovery imports this module in every worker."""
+"""Built-in jobs. Celery's autodiscovery imports this module in every worker and in beat."""
 
-from celery import shared_task
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from annotated_types import Ge, Le
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.utils import timezone
+
+from . import reaper
+from .jobs.context import JobContext
+from .jobs.errors import BadInput
+from .jobs.params import Param
+from .jobs.registry import find_job, job
+from .models import Run, RunState
+from .selectors import RunFilter, runs_matching
+
+if settings.TASKDECK_DEMO_JOBS:
+    from . import demo  # noqa: F401 - registers demo.progress and demo.flaky
 
 
-@shared_task(name="taskdeck.ping")
-def ping() -> str:
+@job(name="taskdeck.ping", title="Ping", queue="high", retry="no_retry")
+def ping(ctx: JobContext) -> str:
     """Answer "pong": proves the broker, a worker and the result store work end to end."""
     return "pong"
+
+
+@job(name="taskdeck.reap_lost_runs", title="Reap lost runs", queue="high", retry="no_retry")
+def reap_lost_runs(ctx: JobContext) -> dict[str, int]:
+    """Mark runs whose worker stopped sending heartbeats as lost (or re-queue idempotent ones)."""
+    outcome = reaper.reap()
+    return {"lost": len(outcome.lost), "requeued": len(outcome.requeued)}
+
+
+@job(name="taskdeck.cleanup", title="Clean up old runs", queue="low", unique=True)
+def cleanup(
+    ctx: JobContext,
+    days: Annotated[int, Ge(1), Param(help="Delete finished runs older than this many days.")] = 30,
+    failed_days: Annotated[
+        int, Ge(1), Param(help="Keep failed and lost runs this many days instead.")
+    ] = 90,
+    batch_size: Annotated[int, Ge(100), Le(10_000), Param(help="Rows deleted per batch.")] = 1000,
+) -> dict[str, int]:
+    """Delete old runs and their results in batches, keeping failures longer."""
+    from django_celery_results.models import TaskResult
+
+    now = timezone.now()
+    failed = [RunState.FAILURE, RunState.LOST]
+    old_runs = Run.objects.filter(finished_at__lt=now - timedelta(days=days)).exclude(
+        state__in=failed
+    ) | Run.objects.filter(finished_at__lt=now - timedelta(days=failed_days), state__in=failed)
+    old_results = TaskResult.objects.filter(
+        date_done__lt=now - timedelta(days=days), status__in=["SUCCESS", "REVOKED"]
+    ) | TaskResult.objects.filter(date_done__lt=now - timedelta(days=failed_days), status="FAILURE")
+    for label, queryset in (("runs", old_runs), ("results", old_results)):
+        while True:
+            batch = list(queryset.values_list("pk", flat=True)[:batch_size])
+            if not batch:
+                break
+            if label == "runs":
+                _delete_artifacts(batch)
+            queryset.model._default_manager.filter(pk__in=batch).delete()
+            ctx.count(f"deleted_{label}", len(batch))
+            ctx.progress(ctx.counters[f"deleted_{label}"], None, f"Deleted {label}")
+    return {"days": days, "failed_days": failed_days}
+
+
+def _delete_artifacts(run_ids: list[int]) -> None:
+    for run in Run.objects.filter(pk__in=run_ids).exclude(artifact="").only("artifact"):
+        run.artifact.delete(save=False)
+
+
+@job(name="taskdeck.send_email", title="Send an email", queue="default")
+def send_email(
+    ctx: JobContext,
+    to: Annotated[list[str], Param(help="One address per line.")],
+    subject: Annotated[str, Param(help="The subject line.")],
+    body: str = "",
+) -> dict[str, Any]:
+    """Send a plain-text email with Django's mail settings (console backend by default)."""
+    if not to:
+        raise BadInput("Give at least one recipient.")
+    for address in to:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise BadInput(f"{address!r} is not an email address.") from None
+    sent = send_mail(subject, body, None, to)
+    ctx.log(f"Sent to {len(to)} recipient(s).")
+    return {"sent": sent, "recipients": len(to)}
+
+
+EXPORT_COLUMNS = [
+    "task_id", "job", "state", "source", "launched_by", "schedule", "queue", "queued_at",
+    "started_at", "finished_at", "duration_seconds", "attempts", "retry_of", "error", "params",
+]  # fmt: skip
+
+
+@job(name="taskdeck.export_runs", title="Export runs to CSV", queue="low")
+def export_runs(
+    ctx: JobContext,
+    states: Annotated[list[RunState], Param(help="Only runs in these states (none: all).")] = [],  # noqa: B006
+    job_name: Annotated[str, Param(label="Job", help="Only runs of this job.")] = "",
+    since: Annotated[date | None, Param(help="Queued on or after this day.")] = None,
+    until: Annotated[date | None, Param(help="Queued before this day.")] = None,
+) -> dict[str, Any]:
+    """Write the runs matching a filter to a CSV file kept as this run's artifact."""
+    filters = RunFilter(
+        states=tuple(state.value for state in states),
+        job_name=job_name,
+        since=_day_start(since),
+        until=_day_start(until),
+    )
+    runs = runs_matching(filters).select_related("retry_of").order_by("-queued_at", "-id")
+    total = runs.count()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    for done, run in enumerate(runs.iterator(chunk_size=2000), start=1):
+        writer.writerow(_export_row(run))
+        ctx.progress(done, total, f"Exported {done} of {total}")
+    ctx.count("exported", total)
+    name = ctx.save_artifact(f"runs-{timezone.now():%Y%m%d-%H%M%S}.csv", out.getvalue().encode())
+    return {"rows": total, "file": name.rsplit("/", 1)[-1]}
+
+
+def _day_start(day: date | None) -> datetime | None:
+    if day is None:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _export_row(run: Run) -> list[Any]:
+    spec = find_job(run.job_name)
+    params = spec.mask(run.params) if spec else run.params
+    duration = (
+        (run.finished_at - run.started_at).total_seconds()
+        if run.finished_at and run.started_at
+        else ""
+    )
+    return [
+        run.task_id, run.job_name, run.state, run.source, run.actor_label, run.schedule_name,
+        run.queue, _iso(run.queued_at), _iso(run.started_at), _iso(run.finished_at), duration,
+        run.attempts, run.retry_of.task_id if run.retry_of else "", run.error,
+        json.dumps(params, sort_keys=True),
+    ]  # fmt: skip
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""

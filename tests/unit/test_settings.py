@@ -89,7 +89,8 @@ def test_celery_accepts_and_produces_json_only() -> None:
     assert conf.result_accept_content == ["json"]
     assert conf.task_serializer == "json"
     assert conf.result_serializer == "json"
-    assert conf.result_backend == "django-db"
+    # django-celery-results' database backend, extended with the run ledger
+    assert conf.result_backend == "tasks_app.backend:LedgerBackend"
     assert conf.result_extended is True
     assert conf.task_track_started is True
     assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"

@@ -1,0 +1,209 @@
+"""The result backend: django-celery-results' DatabaseBackend, with the run ledger moved in the
+same transaction as TaskResult.
+
+Set `CELERY_RESULT_BACKEND = "tasks_app.backend:LedgerBackend"`. Each state a worker reports
+goes through `lifecycle` first; only an accepted transition is written to TaskResult, so neither
+table moves backwards (a late STARTED never overwrites SUCCESS). TaskResult is written with one
+upsert instead of the stock get_or_create + save, and sensitive parameters are masked in it.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from celery import states
+from django.db import transaction
+from django.utils import timezone
+from django_celery_results.backends.database import DatabaseBackend
+from django_celery_results.models import TaskResult
+
+from . import lifecycle
+from .jobs.registry import find_job
+from .jobs.task import start_outcomes
+from .models import Run, RunSource, RunState
+
+UPSERT_FIELDS = [
+    "status", "result", "traceback", "meta", "content_type", "content_encoding",
+    "task_name", "task_args", "task_kwargs", "periodic_task_name", "worker", "date_done",
+]  # fmt: skip
+
+
+class LedgerBackend(DatabaseBackend):
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        status: str,
+        traceback: str | None = None,
+        request: Any = None,
+        using: str | None = None,
+    ) -> Any:
+        with transaction.atomic(using=using):
+            stored = self._move_run(task_id, status, result, traceback, request)
+            if stored == states.REVOKED and status == states.STARTED:
+                result = {
+                    "exc_type": "TaskRevokedError",
+                    "exc_message": ["Cancelled before it started."],
+                    "exc_module": "celery.exceptions",
+                }
+            if stored:
+                self._upsert_task_result(task_id, result, stored, traceback, request, using)
+        return result
+
+    def _move_run(
+        self, task_id: str, status: str, result: Any, traceback: str | None, request: Any
+    ) -> str | None:
+        """Apply the event to the run; the status TaskResult should get, or None to skip it."""
+        retries = int(getattr(request, "retries", 0) or 0)
+        if status == states.STARTED:
+            outcome = lifecycle.mark_started(
+                task_id,
+                retries=retries,
+                worker=str(getattr(request, "hostname", "") or ""),
+                first_seen=_queued_from_request(task_id, request),
+            )
+            start_outcomes.by_task_id[task_id] = outcome
+            if outcome is lifecycle.StartOutcome.STARTED:
+                return status
+            return states.REVOKED if outcome is lifecycle.StartOutcome.CANCELLED else None
+        if status == states.RETRY:
+            return (
+                status
+                if lifecycle.mark_retry(task_id, retries=retries, error=_error(result))
+                else None
+            )
+        final = {
+            states.SUCCESS: RunState.SUCCESS,
+            states.FAILURE: RunState.FAILURE,
+            states.REVOKED: RunState.REVOKED,
+        }.get(status)
+        if final is not None:
+            moved = lifecycle.mark_finished(task_id, final, error=_error(result, traceback))
+            return status if moved else None
+        # A custom state from update_state() (e.g. "PROGRESS" with meta) on a plain task.
+        meta = result if isinstance(result, dict) else {}
+        lifecycle.mark_progress(
+            task_id,
+            retries=retries,
+            done=_int_or_none(meta.get("current", meta.get("done"))),
+            total=_int_or_none(meta.get("total")),
+            message=str(meta.get("message", "" if status == "PROGRESS" else status)),
+        )
+        return status
+
+    def record_lost(self, task_id: str, message: str) -> bool:
+        """The reaper's verdict: the run is LOST; TaskResult says FAILURE (WorkerLostError), so
+        Celery clients waiting on the result see it end."""
+        with transaction.atomic():
+            if not lifecycle.mark_finished(task_id, RunState.LOST, error=message):
+                return False
+            run = Run.objects.get(task_id=task_id)
+            request = SimpleNamespace(
+                task=run.job_name, args=run.args, kwargs=run.params, hostname=run.worker or None,
+                periodic_task_name=run.schedule_name or None, children=[],
+            )  # fmt: skip
+            failure = {
+                "exc_type": "WorkerLostError",
+                "exc_message": [message],
+                "exc_module": "billiard.exceptions",
+            }
+            self._upsert_task_result(task_id, failure, states.FAILURE, None, request, None)
+        return True
+
+    def _upsert_task_result(
+        self,
+        task_id: str,
+        result: Any,
+        status: str,
+        traceback: str | None,
+        request: Any,
+        using: str | None,
+    ) -> None:
+        content_type, content_encoding, encoded = self.encode_content(result)
+        _, _, meta = self.encode_content(
+            {
+                **self._get_meta_from_request(request),
+                "children": self.current_task_children(request),
+            }
+        )
+        name = getattr(request, "task", None)
+        kwargs = getattr(request, "kwargs", None)
+        spec = find_job(name) if name else None
+        if spec is not None and isinstance(kwargs, dict):
+            kwargs = spec.mask(kwargs)
+        row = TaskResult(
+            task_id=task_id,
+            status=status,
+            result=encoded,
+            traceback=traceback,
+            meta=meta,
+            content_type=content_type,
+            content_encoding=content_encoding,
+            task_name=name,
+            task_args=_json_or_none(getattr(request, "args", None)),
+            task_kwargs=_json_or_none(kwargs),
+            periodic_task_name=getattr(request, "periodic_task_name", None),
+            worker=getattr(request, "hostname", None),
+            date_done=timezone.now(),
+        )
+        fields = list(UPSERT_FIELDS)
+        if status == states.STARTED:
+            row.date_started = timezone.now()  # type: ignore[attr-defined]  # missing in the stub
+            fields.append("date_started")
+        TaskResult.objects.using(using).bulk_create(
+            [row], update_conflicts=True, unique_fields=["task_id"], update_fields=fields
+        )
+
+
+def _queued_from_request(task_id: str, request: Any) -> lifecycle.QueuedRun:
+    """A run first seen by a worker (sent by name, not through apply_async)."""
+    schedule = str(getattr(request, "periodic_task_name", "") or "")
+    delivery = getattr(request, "delivery_info", None) or {}
+    return lifecycle.QueuedRun(
+        task_id=task_id,
+        job_name=str(getattr(request, "task", "") or ""),
+        params=dict(getattr(request, "kwargs", None) or {}),
+        args=list(getattr(request, "args", None) or []),
+        source=RunSource.SCHEDULE if schedule else RunSource.CODE,
+        actor_label=schedule or "code",
+        schedule_name=schedule,
+        queue=str(delivery.get("routing_key") or ""),
+    )
+
+
+def _error(result: Any, traceback: str | None = None) -> str:
+    """A one-line error for the run: "ValueError: bad thing"."""
+    if isinstance(result, dict) and "exc_type" in result:
+        message = result.get("exc_message")
+        if isinstance(message, list | tuple):
+            message = ", ".join(str(part) for part in message)
+        return f"{result['exc_type']}: {message}" if message else str(result["exc_type"])
+    if isinstance(result, BaseException):
+        return f"{type(result).__name__}: {result}"
+    return ""
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def ledger_backend() -> LedgerBackend:
+    """The app's result backend, which must be this one for the ledger to work."""
+    from celery import current_app
+
+    backend = current_app.backend
+    if not isinstance(backend, LedgerBackend):
+        raise TypeError(
+            'Taskdeck needs CELERY_RESULT_BACKEND = "tasks_app.backend:LedgerBackend", '
+            f"not {type(backend).__name__}."
+        )
+    return backend

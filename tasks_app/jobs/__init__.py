@@ -1,0 +1,1 @@
+"""The job framework: registry, parameters, context, policies. No views, no HTTP."""

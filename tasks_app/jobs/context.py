@@ -1,0 +1,120 @@
+"""JobContext: what a running job uses to report progress, log, count and see cancellation.
+
+`progress()` is called in hot loops, so it only touches memory; the database is written at most
+every `write_interval` seconds (about two writes a second by default) and once more when the job
+ends, so the last value is always stored. Cancellation requested by an operator surfaces as
+`JobCancelled` at the next progress point.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import JobCancelled
+
+logger = logging.getLogger("tasks_app.jobs")
+
+LOG_BUFFER_LIMIT = 200
+
+
+@dataclass
+class ProgressSnapshot:
+    done: int | None = None
+    total: int | None = None
+    message: str = ""
+
+
+class ProgressStore:
+    """Where a context writes. The worker's store writes the run ledger; tests record calls."""
+
+    def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
+        """Persist; return True when cancellation was requested."""
+        raise NotImplementedError
+
+    def save_artifact(self, filename: str, content: bytes) -> str:
+        """Keep a file as the run's downloadable artifact; returns its storage name."""
+        raise NotImplementedError
+
+
+@dataclass
+class JobContext:
+    task_id: str
+    job_name: str
+    store: ProgressStore
+    write_interval: float = 0.5
+    clock: Callable[[], float] = time.monotonic
+    counters: Counter[str] = field(default_factory=Counter)
+    _snapshot: ProgressSnapshot = field(default_factory=ProgressSnapshot)
+    _dirty: bool = False
+    _last_write: float = float("-inf")
+    _log_lines: list[str] = field(default_factory=list)
+    _cancelled: bool = False
+
+    # --- reporting -------------------------------------------------------------------------
+    def progress(self, done: int, total: int | None = None, message: str = "") -> None:
+        """Report `done` of `total` units; cheap enough for every iteration of a loop."""
+        snapshot = self._snapshot
+        snapshot.done, snapshot.total, snapshot.message = done, total, message
+        self._dirty = True
+        if self.clock() - self._last_write >= self.write_interval:
+            self._write()
+        if self._cancelled:
+            raise JobCancelled(f"Run {self.task_id} was cancelled.")
+
+    def log(self, message: str) -> None:
+        """Keep a line on the run (the most recent lines are kept) and in the worker's log."""
+        logger.info("[%s] %s", self.task_id, message)
+        self._log_lines.append(str(message))
+        if len(self._log_lines) > LOG_BUFFER_LIMIT:
+            del self._log_lines[:-LOG_BUFFER_LIMIT]
+        self._dirty = True
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Count processed/failed/skipped (or any) items; the totals end up in the result."""
+        self.counters[name] += n
+
+    def save_artifact(self, filename: str, content: bytes) -> str:
+        """Keep `content` as the run's downloadable artifact (e.g. an export)."""
+        return self.store.save_artifact(filename, content)
+
+    def check_cancelled(self) -> None:
+        """A progress point without progress: raises JobCancelled if the run was cancelled."""
+        if self.clock() - self._last_write >= self.write_interval:
+            self._write()
+        if self._cancelled:
+            raise JobCancelled(f"Run {self.task_id} was cancelled.")
+
+    # --- called by the framework -------------------------------------------------------------
+    def request_cancel(self) -> None:
+        """The heartbeat saw a cancellation request: the next progress point raises."""
+        self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def flush(self) -> None:
+        """Store the last progress value and any unwritten log lines."""
+        if self._dirty:
+            self._write()
+
+    def _write(self) -> None:
+        lines, self._log_lines = self._log_lines, []
+        self._dirty = False
+        self._last_write = self.clock()
+        if self.store.write(self._snapshot, lines):
+            self._cancelled = True
+
+    def result_with_counters(self, value: Any) -> Any:
+        """Attach the counters to the job's return value, if the job counted anything."""
+        if not self.counters:
+            return value
+        counters = dict(self.counters)
+        if isinstance(value, dict):
+            return {**value, "counters": counters}
+        return {"value": value, "counters": counters}

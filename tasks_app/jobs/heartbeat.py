@@ -1,0 +1,72 @@
+"""One background thread per worker process keeps running runs' heartbeats fresh.
+
+The reaper marks a run LOST when its heartbeat is older than TASKDECK_LOST_AFTER_SECONDS, so a
+run is only "running" while a live process says so. The same round trip reads cancellation
+requests and hands them to the runs' contexts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+
+from .context import JobContext
+
+logger = logging.getLogger(__name__)
+
+
+def interval_seconds() -> float:
+    return float(getattr(settings, "TASKDECK_HEARTBEAT_SECONDS", 10))
+
+
+class Heartbeat:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, JobContext] = {}
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    @contextmanager
+    def running(self, task_id: str, ctx: JobContext) -> Iterator[None]:
+        with self._lock:
+            self._running[task_id] = ctx
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="taskdeck-heartbeat", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.pop(task_id, None)
+
+    def _loop(self) -> None:
+        from .. import lifecycle
+
+        while True:
+            self._wake.wait(interval_seconds())
+            with self._lock:
+                running = dict(self._running)
+            if not running:
+                continue
+            try:
+                for task_id in lifecycle.heartbeat(running):
+                    running[task_id].request_cancel()
+            except Exception:
+                # A database hiccup must not kill the thread; the next beat tries again.
+                logger.exception("Heartbeat failed")
+                connection.close()
+
+    def _after_fork(self) -> None:
+        self.__init__()  # type: ignore[misc]  # a forked child starts with no thread
+
+
+heartbeat = Heartbeat()
+os.register_at_fork(after_in_child=heartbeat._after_fork)

@@ -1,0 +1,161 @@
+"""`@job`: a Celery task together with the spec the dashboard needs to launch it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import shared_task
+from django import forms
+
+from .errors import NEVER_RETRIED, UnknownJob
+from .params import MASK, ParamSchema
+from .policies import RetryPolicy, check_queue, retry_policy
+
+_REGISTRY: dict[str, JobSpec] = {}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    title: str
+    description: str
+    func: Callable[..., Any]
+    params: ParamSchema
+    queue: str
+    retry: RetryPolicy
+    soft_time_limit: int | None = None
+    time_limit: int | None = None
+    unique: bool = False
+    unique_key: Callable[[Mapping[str, Any]], str] | None = None
+    sensitive: frozenset[str] = field(default_factory=frozenset)
+    idempotent: bool = False
+    permission: str | None = None
+
+    def key_for(self, params: Mapping[str, Any]) -> str | None:
+        """The uniqueness key of a launch with these (JSON) parameters, if the job is unique."""
+        if self.unique_key is not None:
+            return f"{self.name}:{self.unique_key(params)}"[:255]
+        if self.unique:
+            canonical = json.dumps(params, sort_keys=True, separators=(",", ":"))
+            return f"{self.name}:{hashlib.sha256(canonical.encode()).hexdigest()}"
+        return None
+
+    def mask(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters with every sensitive value hidden: for pages, logs, results, API."""
+        hidden = self.sensitive
+        return {
+            k: MASK if k in hidden and v not in (None, "", []) else v for k, v in params.items()
+        }
+
+    @property
+    def task(self) -> Any:
+        from celery import current_app
+
+        return current_app.tasks[self.name]
+
+
+def job(
+    name: str | None = None,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    queue: str = "default",
+    retry: str | RetryPolicy = "standard",
+    soft_time_limit: int | None = None,
+    time_limit: int | None = None,
+    unique: bool = False,
+    unique_key: Callable[[Mapping[str, Any]], str] | None = None,
+    sensitive: Iterable[str] = (),
+    idempotent: bool = False,
+    permission: str | None = None,
+    form: type[forms.Form] | None = None,
+) -> Callable[[Callable[..., Any]], Any]:
+    """Register `func(ctx, **params)` as a job and a Celery task named `name`.
+
+    Idempotent jobs are acknowledged late and re-queued if their worker dies; others are
+    acknowledged on receipt, so a lost worker never runs them twice (at most once).
+    """
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        from .task import JobTask, run_job_body
+
+        task_name = name or f"{func.__module__}.{func.__name__}"
+        if task_name in _REGISTRY:
+            raise ValueError(f"A job named {task_name!r} is already registered.")
+        schema = (
+            ParamSchema.from_form(form, sensitive=sensitive)
+            if form is not None
+            else ParamSchema.from_function(func)
+        )
+        policy = retry_policy(retry)
+        spec = JobSpec(
+            name=task_name,
+            title=title or task_name,
+            description=description if description is not None else (func.__doc__ or "").strip(),
+            func=func,
+            params=schema,
+            queue=check_queue(queue),
+            retry=policy,
+            soft_time_limit=soft_time_limit,
+            time_limit=time_limit,
+            unique=unique,
+            unique_key=unique_key,
+            sensitive=frozenset(sensitive) | schema.sensitive,
+            idempotent=idempotent,
+            permission=permission,
+        )
+        unknown = spec.sensitive - {p.name for p in schema.params}
+        if unknown:
+            raise TypeError(f"{task_name}: sensitive names no parameter: {sorted(unknown)}")
+        _REGISTRY[task_name] = spec
+        options: dict[str, Any] = {
+            "name": task_name,
+            "bind": True,
+            "base": JobTask,
+            "acks_late": idempotent,
+            "reject_on_worker_lost": idempotent,
+            **policy.celery_options(),
+        }
+        if policy.max_retries:
+            options.update(autoretry_for=(Exception,), dont_autoretry_for=NEVER_RETRIED)
+        if soft_time_limit is not None:
+            options["soft_time_limit"] = soft_time_limit
+        if time_limit is not None:
+            options["time_limit"] = time_limit
+
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return run_job_body(self, spec, args, kwargs)
+
+        run.__name__ = func.__name__
+        run.__doc__ = func.__doc__
+        run.__module__ = func.__module__
+        return shared_task(**options)(run)
+
+    return decorate
+
+
+def get_job(name: str) -> JobSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownJob(f"No job named {name!r}.") from None
+
+
+def find_job(name: str) -> JobSpec | None:
+    return _REGISTRY.get(name)
+
+
+def all_jobs() -> list[JobSpec]:
+    """Every registered job, by title."""
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.title.lower())
+
+
+def route_job(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> Any:
+    """Celery router (CELERY_TASK_ROUTES): a job's messages go to its declared queue unless
+    the caller chose one."""
+    spec = _REGISTRY.get(name)
+    return {"queue": spec.queue} if spec is not None else None

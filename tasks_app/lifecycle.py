@@ -1,0 +1,282 @@
+"""The one place that moves a run from state to state.
+
+A state only moves forward. SUCCESS, FAILURE, REVOKED and LOST are final: nothing overwrites
+them, whatever order messages arrive in. Among the other states, an event of an older attempt
+(a lower Celery retry count) never overwrites a newer one. Every transition is a single
+conditional UPDATE whose WHERE clause is built from the same table `accepts()` reads, so the rule
+holds under concurrency without locks (two writers race; the database keeps one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .models import ACTIVE_STATES, FINAL_STATES, Run, RunSource, RunState
+
+# For each new state: the states it may replace. Final states replace any non-final one.
+ALLOWED_PREVIOUS: dict[RunState, frozenset[RunState]] = {
+    RunState.PENDING: frozenset(),  # only ever inserted
+    RunState.STARTED: ACTIVE_STATES,  # includes a redelivered run starting again
+    RunState.PROGRESS: frozenset({RunState.STARTED, RunState.PROGRESS}),
+    RunState.RETRY: ACTIVE_STATES,
+    **dict.fromkeys(FINAL_STATES, ACTIVE_STATES),
+}
+
+LOG_LINES_KEPT = 200
+ERROR_CHARS_KEPT = 4000
+
+
+def accepts(current: RunState, current_retries: int, new: RunState, new_retries: int) -> bool:
+    """Whether an event `new` (of attempt `new_retries`) may replace the run's current state."""
+    if current not in ALLOWED_PREVIOUS[new]:
+        return False
+    return new in FINAL_STATES or new_retries >= current_retries
+
+
+def _may_become(new: RunState, retries: int) -> Q:
+    """`accepts()` as a WHERE clause on the current row."""
+    condition = Q(state__in=sorted(ALLOWED_PREVIOUS[new]))
+    if new not in FINAL_STATES:
+        condition &= Q(retries__lte=retries)
+    return condition
+
+
+class AlreadyActive(Exception):
+    """A run with the same uniqueness key is queued or running."""
+
+    def __init__(self, existing: Run | None, unique_key: str) -> None:
+        self.existing = existing
+        self.unique_key = unique_key
+        where = f"run {existing.task_id} ({existing.get_state_display()})" if existing else "a run"
+        super().__init__(f"Not launched: {where} with the same key is already queued or running.")
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """What is known about a run when it is queued."""
+
+    task_id: str
+    job_name: str
+    params: Mapping[str, Any]
+    args: list[Any]
+    source: RunSource = RunSource.CODE
+    actor_user_id: int | None = None
+    actor_label: str = ""
+    schedule_name: str = ""
+    retry_of: Run | None = None
+    queue: str = ""
+    priority: int | None = None
+    eta: datetime | None = None
+    unique_key: str | None = None
+
+    def as_fields(self) -> dict[str, Any]:
+        root = None
+        if self.retry_of is not None:
+            root = self.retry_of.root or self.retry_of
+        return {
+            "task_id": self.task_id,
+            "job_name": self.job_name,
+            "params": dict(self.params),
+            "args": list(self.args),
+            "source": self.source,
+            "actor_user_id": self.actor_user_id,
+            "actor_label": self.actor_label,
+            "schedule_name": self.schedule_name,
+            "retry_of": self.retry_of,
+            "root": root,
+            "queue": self.queue,
+            "priority": self.priority,
+            "eta": self.eta,
+            "unique_key": self.unique_key,
+            "queued_at": timezone.now(),
+        }
+
+
+def record_queued(queued: QueuedRun) -> Run:
+    """Insert the PENDING run before its message is sent; refuse a duplicate unique key."""
+    try:
+        with transaction.atomic():
+            return Run.objects.create(state=RunState.PENDING, **queued.as_fields())
+    except IntegrityError:
+        if queued.unique_key is None:
+            raise
+        existing = Run.objects.filter(
+            unique_key=queued.unique_key, state__in=sorted(ACTIVE_STATES)
+        ).first()
+        raise AlreadyActive(existing, queued.unique_key) from None
+
+
+def record_failed_launch(queued: QueuedRun, error: str) -> Run:
+    """A launch that could not be sent (e.g. a schedule with invalid parameters): keep it
+    visible as a failed run instead of dropping it silently."""
+    now = timezone.now()
+    fields = {**queued.as_fields(), "unique_key": None}
+    return Run.objects.create(state=RunState.FAILURE, finished_at=now, error=error, **fields)
+
+
+def forget_queued(task_id: str) -> None:
+    """The message was never sent: remove the PENDING row so no run waits forever."""
+    Run.objects.filter(task_id=task_id, state=RunState.PENDING).delete()
+
+
+def ensure_recorded(queued: QueuedRun) -> None:
+    """Record a run first seen by a worker (a task sent by name, bypassing apply_async)."""
+    Run.objects.bulk_create(
+        [Run(state=RunState.PENDING, **{**queued.as_fields(), "unique_key": None})],
+        ignore_conflicts=True,
+    )
+
+
+def _transition(task_id: str, new: RunState, retries: int, **fields: Any) -> bool:
+    updated = Run.objects.filter(_may_become(new, retries), task_id=task_id).update(
+        state=new, **fields
+    )
+    return updated == 1
+
+
+class StartOutcome(Enum):
+    STARTED = "started"
+    CANCELLED = "cancelled"  # cancelled while queued: must not run
+    FINAL = "final"  # already final (a duplicate delivery): must not run again
+
+
+def mark_started(task_id: str, *, retries: int, worker: str, first_seen: QueuedRun) -> StartOutcome:
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "retries": retries,
+        "worker": worker,
+        "heartbeat_at": now,
+        "attempts": F("attempts") + 1,
+        "started_at": now,
+        "error": "",
+    }
+    not_cancelled = Q(cancel_requested_at__isnull=True)
+    if Run.objects.filter(
+        _may_become(RunState.STARTED, retries) & not_cancelled, task_id=task_id
+    ).update(state=RunState.STARTED, **fields):
+        return StartOutcome.STARTED
+    row = Run.objects.filter(task_id=task_id).values("state", "cancel_requested_at").first()
+    if row is None:
+        ensure_recorded(first_seen)
+        return mark_started(task_id, retries=retries, worker=worker, first_seen=first_seen)
+    if row["state"] in FINAL_STATES:
+        return StartOutcome.FINAL
+    if row["cancel_requested_at"] is not None:
+        mark_finished(task_id, RunState.REVOKED, error="Cancelled before it started.")
+        return StartOutcome.CANCELLED
+    return StartOutcome.FINAL  # an older attempt's late start: do not run it
+
+
+def mark_retry(task_id: str, *, retries: int, error: str) -> bool:
+    return _transition(task_id, RunState.RETRY, retries, error=error[:ERROR_CHARS_KEPT])
+
+
+def mark_finished(task_id: str, state: RunState, *, error: str = "") -> bool:
+    """Move to a final state (SUCCESS, FAILURE, REVOKED, LOST) unless already final."""
+    assert state in FINAL_STATES
+    return _transition(
+        task_id, state, 0, finished_at=timezone.now(), error=error[:ERROR_CHARS_KEPT]
+    )
+
+
+def mark_progress(
+    task_id: str,
+    *,
+    retries: int,
+    done: int | None,
+    total: int | None,
+    message: str,
+    new_log_lines: Iterable[str] = (),
+) -> bool:
+    """Store progress (and any buffered log lines); returns whether cancellation was requested."""
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "progress_done": done,
+        "progress_total": total,
+        "progress_message": message[:500],
+        "progress_at": now,
+        "heartbeat_at": now,
+        "progress_writes": F("progress_writes") + 1,
+    }
+    lines = [{"at": now.isoformat(), "message": line[:2000]} for line in new_log_lines]
+    with transaction.atomic():
+        if lines:
+            current = Run.objects.filter(task_id=task_id).values_list("log", flat=True).first()
+            fields["log"] = ([*(current or []), *lines])[-LOG_LINES_KEPT:]
+        _transition(task_id, RunState.PROGRESS, retries, **fields)
+    return cancel_requested(task_id)
+
+
+def cancel_requested(task_id: str) -> bool:
+    return Run.objects.filter(task_id=task_id, cancel_requested_at__isnull=False).exists()
+
+
+def heartbeat(task_ids: Iterable[str]) -> set[str]:
+    """Refresh running runs' heartbeats; returns the ones whose cancellation was requested."""
+    ids = list(task_ids)
+    if not ids:
+        return set()
+    running = Run.objects.filter(task_id__in=ids, state__in=[RunState.STARTED, RunState.PROGRESS])
+    running.update(heartbeat_at=timezone.now())
+    return set(running.filter(cancel_requested_at__isnull=False).values_list("task_id", flat=True))
+
+
+class CancelOutcome(Enum):
+    REVOKED = "revoked"  # was queued: it is now final and will never start
+    REQUESTED = "requested"  # is running: it stops at its next progress point
+    ALREADY_FINAL = "already_final"
+
+
+def request_cancel(task_id: str, *, by: str, terminate: bool) -> CancelOutcome:
+    """Store the cancellation in the database, where it survives worker restarts."""
+    now = timezone.now()
+    queued = [RunState.PENDING, RunState.RETRY]
+    stamp = {"cancel_requested_at": now, "cancel_requested_by": by, "cancel_terminate": terminate}
+    with transaction.atomic():
+        revoked = Run.objects.filter(task_id=task_id, state__in=queued).update(
+            state=RunState.REVOKED, finished_at=now, error=f"Cancelled by {by}.", **stamp
+        )
+        if revoked:
+            return CancelOutcome.REVOKED
+        flagged = Run.objects.filter(
+            task_id=task_id, state__in=[RunState.STARTED, RunState.PROGRESS]
+        ).update(**stamp)
+    return CancelOutcome.REQUESTED if flagged else CancelOutcome.ALREADY_FINAL
+
+
+def stale_runs(older_than: timedelta) -> list[Run]:
+    """Running runs whose worker has stopped sending heartbeats."""
+    limit = timezone.now() - older_than
+    return list(
+        Run.objects.filter(
+            state__in=[RunState.STARTED, RunState.PROGRESS], heartbeat_at__lt=limit
+        ).order_by("heartbeat_at")[:500]
+    )
+
+
+def mark_requeued(task_id: str, *, error: str) -> bool:
+    """A lost run of an idempotent job goes back to the queue once."""
+    updated = Run.objects.filter(
+        task_id=task_id, state__in=[RunState.STARTED, RunState.PROGRESS], requeues=0
+    ).update(state=RunState.RETRY, requeues=F("requeues") + 1, error=error[:ERROR_CHARS_KEPT])
+    return updated == 1
+
+
+def attach_artifact(task_id: str, filename: str, content: bytes) -> str:
+    """Store a file for the run (replacing an earlier one) and link it; returns its name."""
+    from django.core.files.base import ContentFile
+
+    run = Run.objects.get(task_id=task_id)
+    if run.artifact:
+        run.artifact.delete(save=False)
+    run.artifact.save(f"{task_id}/{filename}", ContentFile(content), save=False)
+    Run.objects.filter(pk=run.pk).update(artifact=run.artifact.name)
+    return str(run.artifact.name)

@@ -1,0 +1,150 @@
+"""Taskdeck's own tables: the run ledger and the audit trail.
+
+Celery's TaskResult (django-celery-results) keeps what a worker reports; a Run keeps what Celery
+forgets: queued work, the exact parameters, who launched it, lineage, progress and cancellation.
+Only `tasks_app.lifecycle` changes a run's state.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RunState(models.TextChoices):
+    PENDING = "PENDING", "Queued"
+    STARTED = "STARTED", "Started"
+    PROGRESS = "PROGRESS", "Running"
+    RETRY = "RETRY", "Waiting to retry"
+    SUCCESS = "SUCCESS", "Succeeded"
+    FAILURE = "FAILURE", "Failed"
+    REVOKED = "REVOKED", "Cancelled"
+    LOST = "LOST", "Lost"
+
+
+FINAL_STATES = frozenset({RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.LOST})
+ACTIVE_STATES = frozenset(set(RunState) - FINAL_STATES)
+
+
+class RunSource(models.TextChoices):
+    FORM = "form", "Dashboard form"
+    API = "api", "API"
+    SCHEDULE = "schedule", "Schedule"
+    CODE = "code", "Code"
+    RETRY = "retry", "Retry"
+
+
+class Run(models.Model):
+    """One execution request of a task, from the moment it is queued until it is final."""
+
+    task_id = models.CharField(max_length=255, unique=True)
+    job_name = models.CharField(max_length=255, db_index=True)
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.PENDING)
+
+    # Exactly what the task was called with: JSON, never Celery's truncated repr.
+    args = models.JSONField(default=list, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+
+    source = models.CharField(max_length=16, choices=RunSource.choices, default=RunSource.CODE)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Who or what launched it, in words: a username, "token:<name>", the schedule's name, "code".
+    actor_label = models.CharField(max_length=255, blank=True)
+    schedule_name = models.CharField(max_length=255, blank=True, db_index=True)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
+    )
+    root = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="chain"
+    )
+
+    queue = models.CharField(max_length=100, blank=True)
+    priority = models.PositiveSmallIntegerField(null=True, blank=True)
+    eta = models.DateTimeField(null=True, blank=True)
+    # NULL, not "", for runs without a key: the unique constraint ignores NULLs.
+    unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+
+    worker = models.CharField(max_length=255, blank=True)
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Celery's retry count of the latest accepted event; orders events of different attempts.
+    retries = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    requeues = models.PositiveSmallIntegerField(default=0)
+
+    progress_done = models.BigIntegerField(null=True, blank=True)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    progress_message = models.CharField(max_length=500, blank=True)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # How many times progress was written: shows the throttle at work.
+    progress_writes = models.PositiveIntegerField(default=0)
+    log = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.CharField(max_length=255, blank=True)
+    cancel_terminate = models.BooleanField(default=False)
+
+    artifact = models.FileField(upload_to="artifacts/", blank=True)
+
+    class Meta:
+        ordering = ("-queued_at", "-id")
+        constraints = [
+            # The database, not a check-then-insert, decides uniqueness: two simultaneous
+            # launches of a unique job cannot both pass.
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(state__in=sorted(ACTIVE_STATES)),
+                name="run_unique_key_while_active",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-queued_at", "-id"], name="run_queued_idx"),
+            models.Index(fields=["state", "-queued_at", "-id"], name="run_state_queued_idx"),
+            models.Index(fields=["job_name", "-queued_at", "-id"], name="run_job_queued_idx"),
+            models.Index(fields=["state", "heartbeat_at"], name="run_state_heartbeat_idx"),
+        ]
+        permissions = [
+            ("launch_job", "Can launch jobs"),
+            ("retry_run", "Can retry runs"),
+            ("cancel_run", "Can cancel runs"),
+            ("manage_schedules", "Can manage schedules"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_name} [{self.task_id}] {self.state}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def root_id_or_self(self) -> int:
+        return self.root_id or self.pk
+
+
+class AuditEntry(models.Model):
+    """Who did what to which object, and when. Written by the services, never edited."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=255)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=255, db_index=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_id}"
+        )

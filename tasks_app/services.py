@@ -1,0 +1,319 @@
+"""Write actions, named <entity>_<verb>. Permission checks live here, so every way in (pages,
+API, admin, code) gets the same rules; every action writes an audit entry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from . import lifecycle, selectors
+from .jobs.errors import BrokerUnavailable
+from .jobs.params import ParamsError
+from .jobs.policies import QUEUES
+from .jobs.registry import JobSpec, find_job, get_job
+from .jobs.task import Launch
+from .models import AuditEntry, Run, RunSource, RunState
+
+logger = logging.getLogger(__name__)
+
+RETRIABLE_STATES = frozenset({RunState.FAILURE, RunState.REVOKED, RunState.LOST})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a user, an API token (acting for its user), a schedule, or the system."""
+
+    user: AbstractBaseUser | AnonymousUser | None = None
+    token_name: str = ""
+    schedule_name: str = ""
+    system: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.token_name:
+            return f"token:{self.token_name}"
+        if self.user is not None and self.user.is_authenticated:
+            return self.user.get_username()
+        return self.schedule_name or self.system or "anonymous"
+
+    @property
+    def user_id(self) -> int | None:
+        if self.user is not None and self.user.is_authenticated:
+            return int(self.user.pk)
+        return None
+
+    def has_perm(self, perm: str) -> bool:
+        if self.schedule_name or self.system:
+            return True  # configured by staff who had the permission to do so
+        has_perm = getattr(self.user, "has_perm", None)  # AbstractBaseUser itself has none
+        return bool(self.user is not None and self.user.is_active and has_perm and has_perm(perm))
+
+    def require(self, *perms: str) -> None:
+        missing = [perm for perm in perms if not self.has_perm(perm)]
+        if missing:
+            raise PermissionDenied(f"{self.label} lacks the permission {', '.join(missing)}.")
+
+
+class ServiceError(Exception):
+    """An action refused for a reason the user can act on (a 4xx, never a 500)."""
+
+
+class InvalidOptions(ServiceError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class NotRetriable(ServiceError):
+    pass
+
+
+class BulkLimitExceeded(ServiceError):
+    def __init__(self, matched: int, limit: int) -> None:
+        self.matched, self.limit = matched, limit
+        super().__init__(
+            f"More than {limit} runs match; narrow the selection "
+            f"(bulk actions touch at most {limit})."
+        )
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    queue: str | None = None
+    countdown: float | None = None
+    eta: datetime | None = None
+    priority: int | None = None
+
+    def validate(self) -> dict[str, Any]:
+        """Celery options, or InvalidOptions naming each bad field."""
+        errors: dict[str, str] = {}
+        limit = timedelta(seconds=settings.TASKDECK_VISIBILITY_TIMEOUT) - timedelta(minutes=5)
+        if self.queue is not None and self.queue not in QUEUES:
+            errors["queue"] = f"Unknown queue; use one of: {', '.join(QUEUES)}."
+        if self.countdown is not None and self.eta is not None:
+            errors["eta"] = "Give a delay or a start time, not both."
+        if self.countdown is not None and not 0 <= self.countdown <= limit.total_seconds():
+            errors["countdown"] = f"The delay must be between 0 and {int(limit.total_seconds())} s."
+        if self.eta is not None:
+            if timezone.is_naive(self.eta):
+                errors["eta"] = "The start time needs a time zone."
+            elif self.eta > timezone.now() + limit:
+                errors["eta"] = "Start times this far ahead belong in a one-off schedule."
+        if self.priority is not None and not 0 <= self.priority <= 9:
+            errors["priority"] = "Priority must be between 0 and 9."
+        if errors:
+            raise InvalidOptions(errors)
+        options: dict[str, Any] = {}
+        if self.queue:
+            options["queue"] = self.queue
+        if self.countdown:
+            options["countdown"] = self.countdown
+        if self.eta is not None:
+            options["eta"] = self.eta
+        if self.priority is not None:
+            options["priority"] = self.priority
+        return options
+
+
+def job_launch(
+    job_name: str,
+    params: Mapping[str, Any],
+    *,
+    actor: Actor,
+    options: LaunchOptions | None = None,
+    source: RunSource = RunSource.FORM,
+) -> Run:
+    """Validate and queue a job. Raises UnknownJob, PermissionDenied, ParamsError,
+    InvalidOptions, lifecycle.AlreadyActive or BrokerUnavailable; nothing is queued then."""
+    spec = get_job(job_name)
+    _require_launch(actor, spec)
+    celery_options = (options or LaunchOptions()).validate()
+    json_params = spec.params.validate(params)
+    run = _send(
+        spec.task, [], json_params, celery_options, Launch(source, actor.user_id, actor.label)
+    )
+    _audit(
+        actor,
+        "run.launch",
+        run,
+        {"job": job_name, "params": spec.mask(json_params), **_jsonable(celery_options)},
+    )
+    return run
+
+
+def run_retry(run: Run, *, actor: Actor) -> Run:
+    """A new run with exactly the same parameters, linked to the original (and its root)."""
+    actor.require("tasks_app.retry_run")
+    spec = find_job(run.job_name)
+    if spec is not None and spec.permission:
+        actor.require(spec.permission)
+    if run.state not in RETRIABLE_STATES:
+        state = run.get_state_display().lower()
+        raise NotRetriable(
+            f"Only failed, cancelled or lost runs can be retried; this one is {state}."
+        )
+    new = _retry(run, actor)
+    _audit(actor, "run.retry", new, {"retry_of": run.task_id, "job": run.job_name})
+    return new
+
+
+def _retry(run: Run, actor: Actor) -> Run:
+    from celery import current_app
+
+    task = current_app.tasks.get(run.job_name)
+    if task is None:
+        raise NotRetriable(f"No task named {run.job_name} is registered any more.")
+    options = {"queue": run.queue} if run.queue else {}
+    launch = Launch(RunSource.RETRY, actor.user_id, actor.label, retry_of=run)
+    return _send(task, list(run.args), dict(run.params), options, launch)
+
+
+@dataclass
+class BulkOutcome:
+    done: list[Run] = field(default_factory=list)
+    skipped: list[tuple[Run, str]] = field(default_factory=list)
+
+
+def runs_retry_bulk(
+    *,
+    actor: Actor,
+    ids: Sequence[int] | None = None,
+    filters: selectors.RunFilter | None = None,
+    limit: int | None = None,
+) -> BulkOutcome:
+    """Retry the given runs, or every retriable run matching `filters`, at most `limit`."""
+    actor.require("tasks_app.retry_run")
+    runs = _bulk_targets(ids, filters, limit, retriable_only=ids is None)
+    outcome = BulkOutcome()
+    for run in runs:
+        if run.state not in RETRIABLE_STATES:
+            outcome.skipped.append((run, f"is {run.get_state_display().lower()}"))
+            continue
+        spec = find_job(run.job_name)
+        if spec is not None and spec.permission and not actor.has_perm(spec.permission):
+            outcome.skipped.append((run, "needs a permission you lack"))
+            continue
+        try:
+            outcome.done.append(_retry(run, actor))
+        except (lifecycle.AlreadyActive, NotRetriable) as error:
+            outcome.skipped.append((run, str(error)))
+    _audit(actor, "runs.retry_bulk", None, {
+        "retried": [r.task_id for r in outcome.done],
+        "skipped": {r.task_id: why for r, why in outcome.skipped},
+        "filters": filters.as_dict() if filters else None,
+    })  # fmt: skip
+    return outcome
+
+
+def run_cancel(run: Run, *, actor: Actor, terminate: bool = False) -> lifecycle.CancelOutcome:
+    """Queued: the run becomes REVOKED and never starts (stored in the database, so it holds
+    across worker restarts and while no worker is online). Running: it stops at its next
+    progress point; `terminate=True` also kills the process running it."""
+    actor.require("tasks_app.cancel_run")
+    result = lifecycle.request_cancel(run.task_id, by=actor.label, terminate=terminate)
+    if result is not lifecycle.CancelOutcome.ALREADY_FINAL:
+        _broadcast_revoke(
+            run.task_id, terminate=terminate and result is lifecycle.CancelOutcome.REQUESTED
+        )
+    _audit(actor, "run.cancel", run, {"terminate": terminate, "outcome": result.value})
+    return result
+
+
+def runs_cancel_bulk(*, actor: Actor, ids: Sequence[int], terminate: bool = False) -> BulkOutcome:
+    actor.require("tasks_app.cancel_run")
+    outcome = BulkOutcome()
+    for run in _bulk_targets(ids, None, None, retriable_only=False):
+        result = run_cancel(run, actor=actor, terminate=terminate)
+        if result is lifecycle.CancelOutcome.ALREADY_FINAL:
+            outcome.skipped.append((run, "had already finished"))
+        else:
+            outcome.done.append(run)
+    return outcome
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _require_launch(actor: Actor, spec: JobSpec) -> None:
+    actor.require("tasks_app.launch_job")
+    if spec.permission:
+        actor.require(spec.permission)
+
+
+def _send(
+    task: Any, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any], launch: Launch
+) -> Run:
+    result = task.apply_async(args, kwargs, taskdeck_launch=launch, **options)
+    return Run.objects.get(task_id=result.id)
+
+
+def _bulk_targets(
+    ids: Sequence[int] | None,
+    filters: selectors.RunFilter | None,
+    limit: int | None,
+    *,
+    retriable_only: bool,
+) -> list[Run]:
+    limit = min(limit or settings.TASKDECK_BULK_LIMIT, settings.TASKDECK_BULK_LIMIT)
+    if ids is not None:
+        queryset = Run.objects.filter(pk__in=list(ids))
+    elif filters is not None:
+        queryset = selectors.runs_matching(filters)
+    else:
+        raise ServiceError("Give run ids or a filter.")
+    if retriable_only:
+        queryset = queryset.filter(state__in=sorted(RETRIABLE_STATES))
+    runs = list(queryset.order_by("-queued_at", "-id")[: limit + 1])
+    if len(runs) > limit:
+        raise BulkLimitExceeded(len(runs), limit)
+    return runs
+
+
+def _broadcast_revoke(task_id: str, *, terminate: bool) -> None:
+    """Tell online workers at once; the database flag is what holds if none is listening."""
+    from celery import current_app
+
+    try:
+        current_app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+    except Exception as error:  # the broker may be down: the stored request still holds
+        logger.warning("Could not broadcast the revoke of %s: %s", task_id, error)
+
+
+def _audit(actor: Actor, action: str, run: Run | None, details: dict[str, Any]) -> AuditEntry:
+    return AuditEntry.objects.create(
+        actor_user_id=actor.user_id,
+        actor_label=actor.label,
+        action=action,
+        target_type="run" if run is not None else "runs",
+        target_id=run.task_id if run is not None else "",
+        details=details,
+    )
+
+
+def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in options.items()}
+
+
+__all__ = [
+    "Actor",
+    "BrokerUnavailable",
+    "BulkLimitExceeded",
+    "InvalidOptions",
+    "LaunchOptions",
+    "NotRetriable",
+    "ParamsError",
+    "ServiceError",
+    "job_launch",
+    "run_cancel",
+    "run_retry",
+    "runs_cancel_bulk",
+    "runs_retry_bulk",
+]
