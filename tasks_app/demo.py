@@ -7,6 +7,7 @@ import time
 from typing import Annotated
 
 from annotated_types import Ge, Le
+from celery import shared_task
 
 from .jobs.context import JobContext
 from .jobs.params import Param
@@ -58,3 +59,20 @@ def flaky(
     if random.random() < failure_rate:  # noqa: S311 - a demo, not cryptography
         raise RuntimeError(f"demo.flaky failed (failure rate {failure_rate:.0%}).")
     return "ok"
+
+
+@job(name="demo.sensitive", title="Demo: sensitive parameter", retry="no_retry")
+def sensitive(
+    ctx: JobContext,
+    password: Annotated[str, Param(sensitive=True, help="Masked everywhere after launch.")],
+    label: str = "",
+) -> dict[str, object]:
+    """Uses a secret without revealing it: pages, results and logs show it masked."""
+    ctx.log(f"Received a secret of {len(password)} characters for {label!r}.")
+    return {"secret_length": len(password), "label": label}
+
+
+@shared_task(name="demo.add")
+def add(x: int, y: int) -> int:
+    """A plain Celery task, not a @job: such tasks are recorded in the ledger too."""
+    return x + y

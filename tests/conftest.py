@@ -9,9 +9,10 @@ import pytest
 import redis
 from django.conf import settings
 
+import tasks_app.demo  # noqa: F401 - the suite drives the demo jobs, whatever the settings say
 from dashboard.celery import app as celery_app
 from tasks_app.devstack.bundled_redis import BundledRedis
-from tests.support.services import WorkerProcess
+from tests.support.services import WorkerProcess, use_broker
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,7 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         bundled.start()
         url = bundled.url
     settings.CELERY_BROKER_URL = url
-    celery_app.conf.update(broker_url=url)
+    use_broker(url)
     yield url
     celery_app.close()
     if bundled is not None:

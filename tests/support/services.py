@@ -44,6 +44,7 @@ def child_env(broker_url: str, **extra: str) -> dict[str, str]:
         DATABASE_URL=database_url(settings.DATABASES["default"]),
         REDIS_URL=broker_url,
         PYTHONUNBUFFERED="1",
+        TASKDECK_DEMO_JOBS="true",  # the suite drives the demo jobs
     )
     env.update(extra)
     return env
@@ -107,3 +108,26 @@ class WorkerProcess:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def use_broker(url: str) -> None:
+    """Point this process's Celery app at another broker, dropping pooled connections."""
+    from kombu import pools
+
+    from dashboard.celery import app
+
+    pools.reset()  # kombu keeps producer pools in a process-wide registry
+    app.conf.update(broker_url=url)
+    app._after_fork()  # type: ignore[attr-defined]  # Celery's own reset of its connection and producer pools
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll until `predicate()` returns something truthy; return it or fail with the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)
