@@ -49,3 +49,22 @@ def test_task_result_admin_pages_open(admin_client_: Client) -> None:
     assert listing.status_code == 200
     assert b"abc-123" in listing.content
     assert change.status_code == 200
+
+
+@pytest.mark.django_db
+def test_run_admin_is_read_only_and_masks_sensitive_parameters(admin_client_: Client) -> None:
+    from tasks_app.models import Run
+
+    run = Run.objects.create(
+        task_id="r-1", job_name="demo.sensitive", params={"password": "hunter2-x", "label": "l"},
+        queued_at=timezone.now(),
+    )  # fmt: skip
+
+    listing = admin_client_.get(reverse("admin:tasks_app_run_changelist"))
+    page = admin_client_.get(reverse("admin:tasks_app_run_change", args=[run.pk]))
+
+    assert listing.status_code == 200
+    assert page.status_code == 200
+    assert b"hunter2-x" not in page.content
+    assert "••••••".encode() in page.content
+    assert b'name="_save"' not in page.content
