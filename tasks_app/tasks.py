@@ -33,7 +33,13 @@ def ping(ctx: JobContext) -> str:
     return "pong"
 
 
-@job(name="taskdeck.reap_lost_runs", title="Reap lost runs", queue="high", retry="no_retry")
+@job(
+    name="taskdeck.reap_lost_runs",
+    title="Reap lost runs",
+    queue="high",
+    retry="no_retry",
+    ledger=False,  # every 30 s: recording each would bury the history; verdicts are audited
+)
 def reap_lost_runs(ctx: JobContext) -> dict[str, int]:
     """Mark runs whose worker stopped sending heartbeats as lost (or re-queue idempotent ones)."""
     outcome = reaper.reap()

@@ -34,6 +34,7 @@ class JobSpec:
     sensitive: frozenset[str] = field(default_factory=frozenset)
     idempotent: bool = False
     permission: str | None = None
+    ledger: bool = True
 
     def key_for(self, params: Mapping[str, Any]) -> str | None:
         """The uniqueness key of a launch with these (JSON) parameters, if the job is unique."""
@@ -73,11 +74,14 @@ def job(
     idempotent: bool = False,
     permission: str | None = None,
     form: type[forms.Form] | None = None,
+    ledger: bool = True,
 ) -> Callable[[Callable[..., Any]], Any]:
     """Register `func(ctx, **params)` as a job and a Celery task named `name`.
 
     Idempotent jobs are acknowledged late and re-queued if their worker dies; others are
     acknowledged on receipt, so a lost worker never runs them twice (at most once).
+    `ledger=False` is for frequent housekeeping (the reaper): its runs are neither recorded nor
+    stored as results, so they do not bury the history; what it changes goes to the audit trail.
     """
 
     def decorate(func: Callable[..., Any]) -> Any:
@@ -107,6 +111,7 @@ def job(
             sensitive=frozenset(sensitive) | schema.sensitive,
             idempotent=idempotent,
             permission=permission,
+            ledger=ledger,
         )
         unknown = spec.sensitive - {p.name for p in schema.params}
         if unknown:
@@ -120,6 +125,8 @@ def job(
             "reject_on_worker_lost": idempotent,
             **policy.celery_options(),
         }
+        if not ledger:
+            options.update(ignore_result=True, track_started=False)
         if policy.max_retries:
             options.update(autoretry_for=(Exception,), dont_autoretry_for=NEVER_RETRIED)
         if soft_time_limit is not None:

@@ -83,8 +83,10 @@ class TaskdeckTask(Task):  # type: ignore[type-arg]
         **options: Any,
     ) -> AsyncResult[Any]:
         launch: Launch | None = options.pop("taskdeck_launch", None)
-        if self.name.startswith("celery.") or self._already_recorded(task_id):
-            # Celery's own tasks, or a retry / re-queue of a run the ledger already has.
+        spec = find_job(self.name)
+        unrecorded = self.name.startswith("celery.") or (spec is not None and not spec.ledger)
+        if unrecorded or self._already_recorded(task_id):
+            # Celery's own tasks, housekeeping jobs, or a retry / re-queue of a recorded run.
             return super().apply_async(
                 args, kwargs, task_id, producer, link, link_error, shadow, **options
             )

@@ -97,3 +97,14 @@ def test_a_killed_idempotent_run_is_requeued_once_and_succeeds(
     assert run.attempts == 2
     assert run.worker.startswith("rescuer")
     assert AuditEntry.objects.filter(action="run.requeue", target_id=result.id).exists()
+
+
+def test_the_reaper_itself_is_not_recorded_as_a_run(worker: WorkerProcess) -> None:
+    from django_celery_results.models import TaskResult
+
+    result = get_job("taskdeck.reap_lost_runs").task.delay()
+
+    done = f"taskdeck.reap_lost_runs[{result.id}] succeeded".encode()
+    wait_for(lambda: done in worker.log_path.read_bytes())
+    assert not Run.objects.filter(task_id=result.id).exists()
+    assert not TaskResult.objects.filter(task_id=result.id).exists()
