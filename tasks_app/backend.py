@@ -84,14 +84,14 @@ class LedgerBackend(DatabaseBackend):
             return status if moved else None
         # A custom state from update_state() (e.g. "PROGRESS" with meta) on a plain task.
         meta = result if isinstance(result, dict) else {}
-        lifecycle.mark_progress(
+        accepted = lifecycle.mark_custom_state(
             task_id,
             retries=retries,
             done=_int_or_none(meta.get("current", meta.get("done"))),
             total=_int_or_none(meta.get("total")),
             message=str(meta.get("message", "" if status == "PROGRESS" else status)),
         )
-        return status
+        return status if accepted else None
 
     def record_lost(self, task_id: str, message: str) -> bool:
         """The reaper's verdict: the run is LOST; TaskResult says FAILURE (WorkerLostError), so

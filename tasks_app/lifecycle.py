@@ -215,6 +215,19 @@ def mark_progress(
     return cancel_requested(task_id)
 
 
+def mark_custom_state(
+    task_id: str, *, retries: int, done: int | None, total: int | None, message: str
+) -> bool:
+    """A plain task's update_state() with a state of its own: shown as progress. Returns
+    whether it was accepted (never over a final state)."""
+    now = timezone.now()
+    return _transition(
+        task_id, RunState.PROGRESS, retries,
+        progress_done=done, progress_total=total, progress_message=message[:500],
+        progress_at=now, heartbeat_at=now, progress_writes=F("progress_writes") + 1,
+    )  # fmt: skip
+
+
 def cancel_requested(task_id: str) -> bool:
     return Run.objects.filter(task_id=task_id, cancel_requested_at__isnull=False).exists()
 

@@ -202,9 +202,14 @@ def runs_retry_bulk(
             outcome.skipped.append((run, "needs a permission you lack"))
             continue
         try:
-            outcome.done.append(_retry(run, actor))
+            new = _retry(run, actor)
         except (lifecycle.AlreadyActive, NotRetriable) as error:
             outcome.skipped.append((run, str(error)))
+            continue
+        outcome.done.append(new)
+        _audit(
+            actor, "run.retry", new, {"retry_of": run.task_id, "job": run.job_name, "bulk": True}
+        )
     _audit(actor, "runs.retry_bulk", None, {
         "retried": [r.task_id for r in outcome.done],
         "skipped": {r.task_id: why for r, why in outcome.skipped},

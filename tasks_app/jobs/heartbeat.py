@@ -27,6 +27,10 @@ def interval_seconds() -> float:
 
 class Heartbeat:
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Also run in a forked child: it inherits no thread, so it starts from nothing."""
         self._lock = threading.Lock()
         self._running: dict[str, JobContext] = {}
         self._thread: threading.Thread | None = None
@@ -64,9 +68,6 @@ class Heartbeat:
                 logger.exception("Heartbeat failed")
                 connection.close()
 
-    def _after_fork(self) -> None:
-        self.__init__()  # type: ignore[misc]  # a forked child starts with no thread
-
 
 heartbeat = Heartbeat()
-os.register_at_fork(after_in_child=heartbeat._after_fork)
+os.register_at_fork(after_in_child=heartbeat._reset)
