@@ -9,12 +9,13 @@ upsert instead of the stock get_or_create + save, and sensitive parameters are m
 
 from __future__ import annotations
 
+import functools
 import json
 from types import SimpleNamespace
 from typing import Any
 
 from celery import states
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
@@ -30,6 +31,20 @@ UPSERT_FIELDS = [
 ]  # fmt: skip
 
 
+# Worker events the one-statement path handles; anything unusual takes the ORM path.
+FAST_EVENTS = {
+    states.STARTED: RunState.STARTED,
+    states.RETRY: RunState.RETRY,
+    states.SUCCESS: RunState.SUCCESS,
+    states.FAILURE: RunState.FAILURE,
+    states.REVOKED: RunState.REVOKED,
+}
+TASK_RESULT_COLUMNS = (
+    "task_id", "status", "result", "traceback", "meta", "content_type", "content_encoding",
+    "task_name", "task_args", "task_kwargs", "periodic_task_name", "worker", "date_done",
+)  # fmt: skip
+
+
 class LedgerBackend(DatabaseBackend):
     def _store_result(
         self,
@@ -40,6 +55,8 @@ class LedgerBackend(DatabaseBackend):
         request: Any = None,
         using: str | None = None,
     ) -> Any:
+        if self._store_in_one_go(task_id, result, status, traceback, request, using):
+            return result
         with transaction.atomic(using=using):
             stored = self._move_run(task_id, status, result, traceback, request)
             if stored == states.REVOKED and status == states.STARTED:
@@ -51,6 +68,87 @@ class LedgerBackend(DatabaseBackend):
             if stored:
                 self._upsert_task_result(task_id, result, stored, traceback, request, using)
         return result
+
+    def _store_in_one_go(
+        self,
+        task_id: str,
+        result: Any,
+        status: str,
+        traceback: str | None,
+        request: Any,
+        using: str | None,
+    ) -> bool:
+        """The common case in as few round trips as the database allows: on PostgreSQL one
+        statement (UPDATE the run ... RETURNING, feeding the TaskResult upsert); elsewhere both
+        statements in one transaction. False when the run did not move (missing, final,
+        cancelled, an older attempt): the ORM path then works out why."""
+        event = FAST_EVENTS.get(status)
+        if event is None:
+            return False
+        connection = connections[using or "default"]
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        params = {
+            "task_id": task_id,
+            "state": event.value,
+            "now": now,
+            "retries": int(getattr(request, "retries", 0) or 0),
+            "worker": str(getattr(request, "hostname", "") or ""),
+            "error": _error(result, traceback)[: lifecycle.ERROR_CHARS_KEPT],
+            **self._task_result_values(task_id, result, status, traceback, request, now),
+        }
+        started = status == states.STARTED
+        update = lifecycle.transition_sql(event)
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                upsert = _task_result_upsert_sql(started, from_moved=True)
+                cursor.execute(f"WITH moved AS ({update} RETURNING task_id) {upsert}", params)
+                moved = bool(cursor.rowcount == 1)
+            else:
+                with transaction.atomic(using=using):
+                    cursor.execute(update, params)
+                    moved = bool(cursor.rowcount == 1)
+                    if moved:
+                        cursor.execute(_task_result_upsert_sql(started, from_moved=False), params)
+        if moved and started:
+            start_outcomes.by_task_id[task_id] = lifecycle.StartOutcome.STARTED
+        return moved
+
+    def _task_result_values(
+        self,
+        task_id: str,
+        result: Any,
+        status: str,
+        traceback: str | None,
+        request: Any,
+        now: Any,
+    ) -> dict[str, Any]:
+        content_type, content_encoding, encoded = self.encode_content(result)
+        children = self.current_task_children(request)
+        extra = self._get_meta_from_request(request)
+        meta = (
+            '{"children": []}'
+            if not children and not extra
+            else self.encode_content({**extra, "children": children})[2]
+        )
+        name = getattr(request, "task", None)
+        kwargs = getattr(request, "kwargs", None)
+        spec = find_job(name) if name else None
+        if spec is not None and isinstance(kwargs, dict):
+            kwargs = spec.mask(kwargs)
+        return {
+            "status": status,
+            "result": encoded,
+            "traceback": traceback,
+            "meta": meta,
+            "content_type": content_type,
+            "content_encoding": content_encoding,
+            "task_name": name,
+            "task_args": _json_or_none(getattr(request, "args", None)),
+            "task_kwargs": _json_or_none(kwargs),
+            "periodic_task_name": getattr(request, "periodic_task_name", None),
+            "tr_worker": getattr(request, "hostname", None),
+            "date_done": now,
+        }
 
     def _move_run(
         self, task_id: str, status: str, result: Any, traceback: str | None, request: Any
@@ -207,3 +305,27 @@ def ledger_backend() -> LedgerBackend:
             f"not {type(backend).__name__}."
         )
     return backend
+
+
+@functools.cache
+def _task_result_upsert_sql(started: bool, *, from_moved: bool) -> str:
+    """INSERT ... ON CONFLICT (task_id) DO UPDATE for TaskResult (PostgreSQL and SQLite share
+    the syntax), its values either given or selected from the run the same statement moved."""
+    table = TaskResult._meta.db_table
+    columns = [*TASK_RESULT_COLUMNS, "date_created"] + (["date_started"] if started else [])
+    names = {"worker": "tr_worker", "date_created": "date_done", "date_started": "date_done"}
+    values = ", ".join(
+        "task_id" if column == "task_id" and from_moved else f"%({names.get(column, column)})s"
+        for column in columns
+    )
+    # Built only from constants (table and column names); every value is a bound parameter.
+    source = f"SELECT {values} FROM moved" if from_moved else f"VALUES ({values})"  # noqa: S608
+    updates = ", ".join(
+        f"{column} = excluded.{column}"
+        for column in columns
+        if column not in {"task_id", "date_created"}
+    )
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) {source} "
+        f"ON CONFLICT (task_id) DO UPDATE SET {updates}"
+    )

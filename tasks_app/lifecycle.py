@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -47,6 +47,36 @@ def _may_become(new: RunState, retries: int) -> Q:
     if new not in FINAL_STATES:
         condition &= Q(retries__lte=retries)
     return condition
+
+
+# What each event sets, as SQL, for the result backend's one-statement path. The WHERE clause
+# comes from ALLOWED_PREVIOUS like the ORM path's, so both apply the same rule.
+_SETS: dict[RunState, str] = {
+    RunState.STARTED: (
+        "state = %(state)s, retries = %(retries)s, worker = %(worker)s, heartbeat_at = %(now)s, "
+        "attempts = attempts + 1, started_at = %(now)s, error = ''"
+    ),
+    RunState.RETRY: "state = %(state)s, retries = %(retries)s, error = %(error)s",
+    RunState.PROGRESS: (
+        "state = %(state)s, progress_done = %(done)s, progress_total = %(total)s, "
+        "progress_message = %(message)s, progress_at = %(now)s, heartbeat_at = %(now)s, "
+        "progress_writes = progress_writes + 1"
+    ),
+    **dict.fromkeys(FINAL_STATES, "state = %(state)s, finished_at = %(now)s, error = %(error)s"),
+}
+
+
+def transition_sql(new: RunState) -> str:
+    """`UPDATE tasks_app_run ... WHERE <accepts()>`, with named parameters task_id, state, now,
+    retries, worker, error. A STARTED event also requires that no cancellation was requested."""
+    allowed = ", ".join(f"'{state.value}'" for state in sorted(ALLOWED_PREVIOUS[new]))
+    where = f"task_id = %(task_id)s AND state IN ({allowed})"
+    if new not in FINAL_STATES:
+        where += " AND retries <= %(retries)s"
+    if new is RunState.STARTED:
+        where += " AND cancel_requested_at IS NULL"
+    # Built only from constants (state names, columns); every value is a bound parameter.
+    return f"UPDATE {Run._meta.db_table} SET {_SETS[new]} WHERE {where}"  # noqa: S608
 
 
 class AlreadyActive(Exception):
@@ -196,7 +226,29 @@ def mark_progress(
     message: str,
     new_log_lines: Iterable[str] = (),
 ) -> bool:
-    """Store progress (and any buffered log lines); returns whether cancellation was requested."""
+    """Store progress (and any buffered log lines); returns whether cancellation was requested.
+
+    Without log lines this is one statement that also reads the cancellation flag."""
+    lines_to_add = list(new_log_lines)
+    if not lines_to_add:
+        connection = connections[Run.objects.db]
+        params: dict[str, Any] = {
+            "task_id": task_id,
+            "state": RunState.PROGRESS.value,
+            "retries": retries,
+            "done": done,
+            "total": total,
+            "message": message[:500],
+            "now": connection.ops.adapt_datetimefield_value(timezone.now()),
+        }
+        sql = transition_sql(RunState.PROGRESS) + " RETURNING cancel_requested_at"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            return row[0] is not None
+        return cancel_requested(task_id)  # not moved (final, or an older attempt): ask
+    new_log_lines = lines_to_add
     now = timezone.now()
     fields: dict[str, Any] = {
         "progress_done": done,

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from .context import JobContext
 
@@ -23,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 def interval_seconds() -> float:
     return float(getattr(settings, "TASKDECK_HEARTBEAT_SECONDS", 10))
+
+
+# Running contexts may write progress this often (about two writes a second).
+PROGRESS_INTERVAL = 0.5
 
 
 class Heartbeat:
@@ -54,12 +59,19 @@ class Heartbeat:
     def _loop(self) -> None:
         from .. import lifecycle
 
+        next_beat = time.monotonic()
         while True:
-            self._wake.wait(interval_seconds())
+            self._wake.wait(min(PROGRESS_INTERVAL, interval_seconds()))
             with self._lock:
                 running = dict(self._running)
             if not running:
+                connection.close()  # this thread's own connection: none kept while idle
                 continue
+            for ctx in running.values():
+                ctx.mark_due()
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + interval_seconds()
             try:
                 for task_id in lifecycle.heartbeat(running):
                     running[task_id].request_cancel()
@@ -67,6 +79,8 @@ class Heartbeat:
                 # A database hiccup must not kill the thread; the next beat tries again.
                 logger.exception("Heartbeat failed")
                 connection.close()
+            else:
+                close_old_connections()  # honour CONN_MAX_AGE, drop a broken connection
 
 
 heartbeat = Heartbeat()

@@ -182,6 +182,7 @@ class TaskdeckTask(Task):  # type: ignore[type-arg]
             task_id=request.id,
             job_name=self.name,
             store=LedgerProgressStore(request.id, int(request.retries or 0)),
+            self_timed=False,  # the heartbeat thread says when a write is due
         )
         request.taskdeck_context = ctx  # type: ignore[attr-defined]  # read by run_job_body
         with heartbeat.running(request.id, ctx):
