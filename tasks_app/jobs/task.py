@@ -178,12 +178,7 @@ class TaskdeckTask(Task):  # type: ignore[type-arg]
         if outcome is not StartOutcome.STARTED:
             logger.info("Not running %s[%s]: %s", self.name, request.id, outcome.value)
             raise Ignore()
-        ctx = JobContext(
-            task_id=request.id,
-            job_name=self.name,
-            store=LedgerProgressStore(request.id, int(request.retries or 0)),
-            self_timed=False,  # the heartbeat thread says when a write is due
-        )
+        ctx = worker_context(request.id, self.name, int(request.retries or 0))
         request.taskdeck_context = ctx  # type: ignore[attr-defined]  # read by run_job_body
         with heartbeat.running(request.id, ctx):
             try:
@@ -196,6 +191,17 @@ class TaskdeckTask(Task):  # type: ignore[type-arg]
                     ctx.flush()
                 except Exception:
                     logger.exception("Could not store the last progress of %s", request.id)
+
+
+def worker_context(task_id: str, job_name: str, retries: int) -> JobContext:
+    """The context a job gets on a worker: progress goes to the ledger, and the heartbeat
+    thread (which the caller registers it with) says when a write is due."""
+    return JobContext(
+        task_id=task_id,
+        job_name=job_name,
+        store=LedgerProgressStore(task_id, retries),
+        self_timed=False,
+    )
 
 
 class JobTask(TaskdeckTask):

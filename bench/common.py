@@ -1,0 +1,183 @@
+"""Shared helpers of the benchmarks: environment, Django setup, worker subprocesses, output.
+
+Nothing here imports from tests/: the worker handling follows tests/support/services.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def prepare_env(*, debug_default: str) -> None:
+    """Environment shared by this process and the workers it starts (they inherit it).
+
+    DATABASE_URL is respected as is (unset: the project's default SQLite). REDIS_URL defaults to
+    its own Redis database number, which the throughput benchmark flushes.
+    """
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    if not os.environ.get("REDIS_URL", "").strip():
+        os.environ["REDIS_URL"] = DEFAULT_REDIS_URL
+    if not os.environ.get("DEBUG", "").strip():
+        os.environ["DEBUG"] = debug_default
+    if (
+        os.environ["DEBUG"].lower() in {"0", "false", "no", "off"}
+        and not os.environ.get("SECRET_KEY", "").strip()
+    ):
+        # Required by the settings when DEBUG is off; nothing signed here outlives the run.
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
+    os.environ["PYTHONUNBUFFERED"] = "1"
+
+
+def setup_django() -> None:
+    import django
+
+    if str(BASE_DIR) not in sys.path:
+        sys.path.insert(0, str(BASE_DIR))
+    django.setup()
+
+
+def migrate() -> None:
+    """`manage.py migrate`, in this process."""
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def database_label() -> str:
+    """Which database is used, without credentials: `postgresql test@127.0.0.1:5432`."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    engine = str(db["ENGINE"]).rsplit(".", 1)[-1]
+    if engine == "sqlite3":
+        return f"sqlite3 {db['NAME']}"
+    host = db.get("HOST") or "localhost"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"{engine} {db['NAME']}@{host}{port}"
+
+
+def is_postgresql() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def redis_label(url: str) -> str:
+    """The Redis URL without a password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def emit(name: str, value: Any) -> None:
+    """One `name: value` line of the benchmark's output."""
+    if isinstance(value, float):
+        value = f"{value:.2f}" if abs(value) >= 0.1 or value == 0 else f"{value:.3g}"
+    print(f"{name}: {value}", flush=True)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+class Worker:
+    """A `celery worker` subprocess writing its log to a file, which is read incrementally to
+    see it become ready and to count the tasks it finished ("succeeded" lines, INFO level)."""
+
+    SUCCEEDED = b" succeeded in "
+
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self._offset = 0
+        self._tail = b""
+        self.succeeded = 0
+
+    def start(self, timeout: float = 60.0, poll: float = 0.01) -> float:
+        """Start it and wait for its "ready." line; returns the time it was seen."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_bytes(b"")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        seen = b""
+        while time.monotonic() < deadline:
+            chunk = self._read_new()
+            seen += chunk
+            if b" ready." in seen:
+                return time.monotonic()
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Celery worker exited early:\n{self.log_tail()}")
+            time.sleep(poll)
+        self.stop()
+        raise RuntimeError(f"Celery worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    def _read_new(self) -> bytes:
+        with self.log_path.open("rb") as log:
+            log.seek(self._offset)
+            chunk = log.read()
+        self._offset += len(chunk)
+        # Count whole lines only; keep a partial last line for the next read.
+        data = self._tail + chunk
+        complete, _, self._tail = data.rpartition(b"\n")
+        self.succeeded += complete.count(self.SUCCEEDED)
+        return chunk
+
+    def wait_succeeded(self, count: int, timeout: float, poll: float = 0.01) -> float:
+        """Wait until `count` tasks finished; returns the time the last one was seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._read_new()
+            now = time.monotonic()
+            if self.succeeded >= count:
+                return now
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"Celery worker exited:\n{self.log_tail()}")
+            if now > deadline:
+                raise RuntimeError(
+                    f"Only {self.succeeded} of {count} tasks done after {timeout}s:\n"
+                    f"{self.log_tail()}"
+                )
+            time.sleep(poll)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
