@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from . import lifecycle, selectors
+from . import broker, lifecycle, selectors
 from .jobs.errors import BrokerUnavailable
 from .jobs.params import ParamsError
 from .jobs.policies import QUEUES
@@ -225,9 +225,8 @@ def run_cancel(run: Run, *, actor: Actor, terminate: bool = False) -> lifecycle.
     actor.require("tasks_app.cancel_run")
     result = lifecycle.request_cancel(run.task_id, by=actor.label, terminate=terminate)
     if result is not lifecycle.CancelOutcome.ALREADY_FINAL:
-        _broadcast_revoke(
-            run.task_id, terminate=terminate and result is lifecycle.CancelOutcome.REQUESTED
-        )
+        kill = terminate and result is lifecycle.CancelOutcome.REQUESTED
+        broker.revoke(run.task_id, terminate=kill)
     _audit(actor, "run.cancel", run, {"terminate": terminate, "outcome": result.value})
     return result
 
@@ -280,16 +279,6 @@ def _bulk_targets(
     if len(runs) > limit:
         raise BulkLimitExceeded(len(runs), limit)
     return runs
-
-
-def _broadcast_revoke(task_id: str, *, terminate: bool) -> None:
-    """Tell online workers at once; the database flag is what holds if none is listening."""
-    from celery import current_app
-
-    try:
-        current_app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
-    except Exception as error:  # the broker may be down: the stored request still holds
-        logger.warning("Could not broadcast the revoke of %s: %s", task_id, error)
 
 
 def _audit(actor: Actor, action: str, run: Run | None, details: dict[str, Any]) -> AuditEntry:
