@@ -123,6 +123,10 @@ class Run(models.Model):
         return self.state in FINAL_STATES
 
     @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
     def root_id_or_self(self) -> int:
         return self.root_id or self.pk
 

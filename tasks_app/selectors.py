@@ -1,14 +1,19 @@
-"""Read queries for the pages and the API. Nothing here writes."""
+"""Read queries for the pages and the API. Nothing here writes; JSON is decoded here, once."""
 
+import base64
+import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet, TextField
+from django.db.models.functions import Cast, TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from .models import Run
+from .jobs.registry import find_job
+from .models import ACTIVE_STATES, AuditEntry, Run, RunState
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class RunFilter:
     schedule_name: str = ""
     since: datetime | None = None
     until: datetime | None = None
+    # A task id (or its start), or a word found in the parameters.
+    text: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,4 +72,237 @@ def runs_matching(filters: RunFilter) -> QuerySet[Run]:
         queryset = queryset.filter(queued_at__gte=filters.since)
     if filters.until is not None:
         queryset = queryset.filter(queued_at__lt=filters.until)
+    if filters.text:
+        queryset = _text_search(queryset, filters.text.strip())
     return queryset
+
+
+TASK_ID_LIKE = re.compile(r"^[0-9a-fA-F-]{8,255}$")
+
+
+def _text_search(queryset: QuerySet[Run], text: str) -> QuerySet[Run]:
+    """A task id (or its first characters) goes to the unique index; anything else is looked
+    for in the parameters' JSON text."""
+    if TASK_ID_LIKE.match(text):
+        if len(text) == 36:
+            return queryset.filter(task_id=text.lower())
+        return queryset.filter(task_id__startswith=text.lower())
+    return queryset.annotate(params_text=Cast("params", TextField())).filter(
+        params_text__icontains=text
+    )
+
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    next_cursor: str | None
+    is_first: bool
+
+
+def encode_cursor(run: Run) -> str:
+    raw = f"{run.queued_at.isoformat()}|{run.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    """The (queued_at, id) a page starts after; None for a cursor that is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, pk = raw.split("|")
+        parsed = datetime.fromisoformat(when)
+        if timezone.is_naive(parsed):
+            return None
+        return parsed, int(pk)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def runs_page(filters: RunFilter, cursor: str | None = None, size: int = PAGE_SIZE) -> RunPage:
+    """One page of runs, newest first, by keyset: no OFFSET, no COUNT(*), however deep."""
+    queryset = runs_matching(filters).order_by("-queued_at", "-id").select_related(None)
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None:
+        when, pk = after
+        # `queued_at <= x` bounds the index scan; the OR only sorts out ties on x.
+        queryset = queryset.filter(queued_at__lte=when).filter(Q(queued_at__lt=when) | Q(id__lt=pk))
+    rows = list(queryset.defer("log", "args")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return RunPage(
+        runs=rows,
+        next_cursor=encode_cursor(rows[-1]) if more and rows else None,
+        is_first=after is None,
+    )
+
+
+def runs_count_up_to(filters: RunFilter, limit: int) -> int:
+    """How many runs match, counting at most `limit + 1` rows (to say "more than limit")."""
+    return runs_matching(filters).order_by()[: limit + 1].count()
+
+
+# --- overview -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateTotals:
+    label: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def state_totals(*, hours: int, label: str) -> StateTotals:
+    since = timezone.now() - timedelta(hours=hours)
+    rows = Run.objects.filter(queued_at__gte=since).values("state").annotate(n=Count("id"))
+    return StateTotals(label, {row["state"]: row["n"] for row in rows.order_by()})
+
+
+@dataclass(frozen=True)
+class HourBucket:
+    start: datetime
+    runs: int
+    failures: int
+
+
+def hourly_activity(hours: int = 24) -> list[HourBucket]:
+    """Runs queued per hour and how many of them failed, oldest first, gaps filled with 0."""
+    now = timezone.localtime()
+    first = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    rows = (
+        Run.objects.filter(queued_at__gte=first)
+        .annotate(hour=TruncHour("queued_at"))
+        .values("hour")
+        .annotate(
+            runs=Count("id"),
+            failures=Count("id", filter=Q(state__in=[RunState.FAILURE, RunState.LOST])),
+        )
+        .order_by()
+    )
+    by_hour = {timezone.localtime(row["hour"]): row for row in rows}
+    buckets = []
+    for i in range(hours):
+        start = first + timedelta(hours=i)
+        row = by_hour.get(start, {})
+        buckets.append(HourBucket(start, row.get("runs", 0), row.get("failures", 0)))
+    return buckets
+
+
+def active_runs(limit: int = 20) -> list[Run]:
+    return list(
+        Run.objects.filter(state__in=sorted(ACTIVE_STATES))
+        .order_by("-queued_at", "-id")
+        .defer("log", "args")[:limit]
+    )
+
+
+def latest_failures(limit: int = 10) -> list[Run]:
+    return list(
+        Run.objects.filter(state__in=[RunState.FAILURE, RunState.LOST])
+        .order_by("-queued_at", "-id")
+        .defer("log", "args")[:limit]
+    )
+
+
+# --- run detail ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int | None
+    total: int | None
+    message: str
+    percent: int | None
+    eta_seconds: int | None
+
+
+def progress_of(run: Run) -> Progress:
+    done, total = run.progress_done, run.progress_total
+    percent = None
+    eta = None
+    if done is not None and total:
+        percent = max(0, min(100, int(done * 100 / total)))
+        if run.state == RunState.SUCCESS:
+            percent = 100
+        elif run.started_at and run.progress_at and done > 0:
+            elapsed = (run.progress_at - run.started_at).total_seconds()
+            eta = max(0, int(elapsed / done * (total - done)))
+    elif run.state == RunState.SUCCESS:
+        percent = 100
+    return Progress(done, total, run.progress_message, percent, eta if run.is_active else None)
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: Run
+    title: str
+    params: dict[str, Any]
+    result: str | None
+    traceback: str
+    progress: Progress
+    chain: list[Run]
+    retried_by: list[Run]
+    audit: list[AuditEntry]
+    duration_seconds: float | None
+
+
+def run_detail(task_id: str) -> RunDetail | None:
+    run = Run.objects.select_related("retry_of", "root").filter(task_id=task_id).first()
+    if run is None:
+        return None
+    spec = find_job(run.job_name)
+    stored = TaskResult.objects.filter(task_id=task_id).values("result", "traceback").first()
+    result = None
+    if stored and stored["result"] is not None and run.state == RunState.SUCCESS:
+        result = _pretty_json(stored["result"])
+    root_id = run.root_id or run.pk
+    chain = list(
+        Run.objects.filter(Q(pk=root_id) | Q(root_id=root_id))
+        .order_by("queued_at", "id")
+        .only("task_id", "state", "queued_at", "retry_of_id", "job_name")[:50]
+    )
+    duration = None
+    if run.started_at and run.finished_at:
+        duration = (run.finished_at - run.started_at).total_seconds()
+    return RunDetail(
+        run=run,
+        title=spec.title if spec else run.job_name,
+        params=spec.mask(run.params) if spec else dict(run.params),
+        result=result,
+        traceback=str(stored["traceback"] or "") if stored else "",
+        progress=progress_of(run),
+        chain=chain,
+        retried_by=list(run.retried_by.order_by("queued_at").only("task_id", "state", "queued_at")),
+        audit=list(AuditEntry.objects.filter(target_id=task_id).order_by("created_at")[:100]),
+        duration_seconds=duration,
+    )
+
+
+def _pretty_json(raw: str) -> str:
+    try:
+        return json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return raw
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    next_cursor: str | None
+
+
+def audit_page(cursor: str | None = None, size: int = PAGE_SIZE) -> AuditPage:
+    queryset = AuditEntry.objects.order_by("-id")
+    if cursor and cursor.isdigit():
+        queryset = queryset.filter(id__lt=int(cursor))
+    rows = list(queryset[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return AuditPage(rows, str(rows[-1].pk) if more and rows else None)

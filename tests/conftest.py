@@ -47,10 +47,20 @@ def celery_worker_process(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WorkerProcess]:
     """One real worker for the whole session, on the test database and the test broker."""
+    # Messages left by tests that launched without a worker must not run against later tests.
+    celery_app.control.purge()
     worker = WorkerProcess(broker_url, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def broker(broker_url: str) -> Iterator[str]:
+    """The broker for a test that queues runs without a worker: emptied afterwards, so nothing
+    it queued runs later against another test's database."""
+    yield broker_url
+    celery_app.control.purge()
 
 
 @pytest.fixture

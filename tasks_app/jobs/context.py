@@ -97,8 +97,10 @@ class JobContext:
 
     # --- called by the framework -------------------------------------------------------------
     def mark_due(self) -> None:
-        """The heartbeat's tick: the next progress point writes."""
-        self._due = True
+        """The heartbeat's tick (another thread): the next progress point writes, unless this
+        context wrote less than an interval ago, so writes stay at most one per interval."""
+        if self.clock() - self._last_write >= self.write_interval:
+            self._due = True
 
     def request_cancel(self) -> None:
         """The heartbeat saw a cancellation request: the next progress point raises."""

@@ -1,15 +1,23 @@
-"""The landing page: what ran recently, by state."""
+"""The landing page: totals by state, activity per hour, active runs and latest failures."""
 
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from .. import selectors
+from .. import charts, selectors
 from ..types import HtmxHttpRequest
 
 
 def overview(request: HtmxHttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "tasks_app/overview.html",
-        {"state_counts": selectors.result_state_counts(hours=24)},
-    )
+    active = selectors.active_runs()
+    if request.htmx and request.htmx.target == "active-runs":
+        return render(request, "tasks_app/overview.html#active", {"active": active})
+    context = {
+        "totals": [
+            selectors.state_totals(hours=24, label="Last 24 hours"),
+            selectors.state_totals(hours=24 * 7, label="Last 7 days"),
+        ],
+        "chart": charts.hourly_chart(selectors.hourly_activity(24)),
+        "active": active,
+        "failures": selectors.latest_failures(),
+    }
+    return render(request, "tasks_app/overview.html", context)

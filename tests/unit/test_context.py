@@ -87,3 +87,17 @@ def test_counters_end_up_in_the_result() -> None:
     }  # fmt: skip
     assert ctx.result_with_counters(7) == {"value": 7, "counters": {"processed": 3, "skipped": 1}}
     assert make()[0].result_with_counters(7) == 7
+
+
+def test_heartbeat_ticks_never_make_writes_closer_than_the_interval() -> None:
+    ctx, store, clock = make()
+    ctx.self_timed = False
+    ctx.progress(1, 100)  # the first call writes at once
+    clock.now += 0.1
+    ctx.mark_due()  # a tick right after that write is ignored
+    ctx.progress(2, 100)
+    clock.now += 0.5
+    ctx.mark_due()
+    ctx.progress(3, 100)
+
+    assert [w.done for w in store.writes] == [1, 3]

@@ -1,0 +1,77 @@
+"""The job catalog and each job's launch form."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+
+from .. import services
+from ..forms import LaunchOptionsForm
+from ..jobs.errors import BrokerUnavailable, UnknownJob
+from ..jobs.params import ParamsError
+from ..jobs.registry import JobSpec, all_jobs, get_job
+from ..lifecycle import AlreadyActive
+from ..models import RunSource
+from ..types import HtmxHttpRequest
+from .common import actor_for
+
+
+def can_launch(request: HtmxHttpRequest, spec: JobSpec) -> bool:
+    actor = actor_for(request)
+    return actor.has_perm("tasks_app.launch_job") and (
+        not spec.permission or actor.has_perm(spec.permission)
+    )
+
+
+def jobs(request: HtmxHttpRequest) -> HttpResponse:
+    rows = [(spec, can_launch(request, spec)) for spec in all_jobs()]
+    return render(request, "tasks_app/jobs.html", {"rows": rows})
+
+
+def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    try:
+        spec = get_job(name)
+    except UnknownJob:
+        raise Http404(f"No job named {name}.") from None
+    status = 200
+    if request.method == "POST":
+        form = spec.params.form(data=request.POST)
+        options = LaunchOptionsForm(request.POST, prefix="option")
+        params = spec.params.validate_form(form)
+        if params is not None and options.is_valid():
+            try:
+                run = services.job_launch(
+                    name, params, actor=actor_for(request), options=options.to_options(),
+                    source=RunSource.FORM,
+                )  # fmt: skip
+            except ParamsError as error:
+                for field, problems in error.errors.items():
+                    for problem in problems:
+                        form.add_error(None if field == "__all__" else field, problem)
+            except services.InvalidOptions as error:
+                for field, problem in error.errors.items():
+                    options.add_error("start_at" if field == "eta" else None, problem)
+            except AlreadyActive as error:
+                form.add_error(None, str(error))
+                status = 409
+            except BrokerUnavailable:
+                form.add_error(
+                    None, "The broker is unavailable, so nothing was queued. Try again shortly."
+                )
+                status = 503
+            else:
+                messages.success(request, f"Launched {spec.title}.")
+                return redirect("tasks_app:run", task_id=run.task_id)
+        if status == 200:
+            status = 400
+    else:
+        form = spec.params.form()
+        options = LaunchOptionsForm(prefix="option")
+    context = {
+        "spec": spec,
+        "form": form,
+        "options": options,
+        "can_launch": can_launch(request, spec),
+    }
+    return render(request, "tasks_app/launch.html", context, status=status)

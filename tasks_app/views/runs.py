@@ -1,0 +1,161 @@
+"""Runs history, run detail and the run actions (retry, cancel, bulk, artifact)."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from .. import lifecycle, selectors, services
+from ..forms import BulkActionForm, CancelForm, RunFilterForm
+from ..jobs.errors import BrokerUnavailable
+from ..models import Run, RunState
+from ..types import HtmxHttpRequest
+from .common import actor_for, safe_next
+
+FAILED = (RunState.FAILURE.value, RunState.LOST.value)
+
+
+def _filter_form(request: HtmxHttpRequest) -> RunFilterForm:
+    data = request.GET.copy()
+    data.pop("cursor", None)
+    return RunFilterForm(data if data else None)
+
+
+def runs(request: HtmxHttpRequest) -> HttpResponse:
+    form = _filter_form(request)
+    filters = form.to_filter() if form.is_bound else selectors.RunFilter()
+    page = selectors.runs_page(filters, request.GET.get("cursor"))
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "any_active": any(run.is_active for run in page.runs),
+        "filtered": bool(query),
+    }
+    if request.htmx and request.htmx.target == "rows":
+        return render(request, "tasks_app/runs.html#rows", context)
+    return render(request, "tasks_app/runs.html", context)
+
+
+@require_POST
+def runs_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    back = safe_next(request, reverse("tasks_app:runs"))
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Select at least one run.")
+        return redirect(back)
+    ids = form.cleaned_data["run"]
+    actor = actor_for(request)
+    try:
+        if form.cleaned_data["action"] == "retry":
+            outcome = services.runs_retry_bulk(actor=actor, ids=ids)
+            verb = "Retried"
+        else:
+            outcome = services.runs_cancel_bulk(actor=actor, ids=ids)
+            verb = "Cancelled"
+    except services.BulkLimitExceeded as error:
+        messages.error(request, str(error))
+        return redirect(back)
+    except BrokerUnavailable:
+        messages.error(request, "The broker is unavailable; some runs may not have been queued.")
+        return redirect(back)
+    _report(request, verb, outcome)
+    return redirect(back)
+
+
+def runs_retry_failed(request: HtmxHttpRequest) -> HttpResponse:
+    """GET: how many failed runs match the filter, and a confirm button. POST: retry them."""
+    form = _filter_form(request)
+    base = form.to_filter() if form.is_bound else selectors.RunFilter()
+    states = tuple(s for s in base.states if s in FAILED) if base.states else FAILED
+    filters = selectors.RunFilter(**{**base.__dict__, "states": states})
+    limit = settings.TASKDECK_BULK_LIMIT
+    query = request.GET.urlencode()
+    if request.method == "POST":
+        try:
+            outcome = services.runs_retry_bulk(actor=actor_for(request), filters=filters)
+        except services.BulkLimitExceeded as error:
+            messages.error(request, str(error))
+        except BrokerUnavailable:
+            messages.error(request, "The broker is unavailable; some runs were not queued.")
+        else:
+            _report(request, "Retried", outcome)
+        return redirect(f"{reverse('tasks_app:runs')}?{query}")
+    if not actor_for(request).has_perm("tasks_app.retry_run"):
+        raise PermissionDenied("You may not retry runs.")
+    count = selectors.runs_count_up_to(filters, limit)
+    context = {"count": count, "limit": limit, "too_many": count > limit, "query": query}
+    return render(request, "tasks_app/runs_retry_failed.html", context)
+
+
+def run_detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+    detail = selectors.run_detail(task_id)
+    if detail is None:
+        raise Http404("No such run.")
+    context = {"d": detail, "run": detail.run, "cancel_form": CancelForm()}
+    if request.htmx and request.htmx.target == "live":
+        return render(request, "tasks_app/run.html#live", context)
+    return render(request, "tasks_app/run.html", context)
+
+
+@require_POST
+def run_retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+    run = get_object_or_404(Run, task_id=task_id)
+    try:
+        new = services.run_retry(run, actor=actor_for(request))
+    except (services.NotRetriable, lifecycle.AlreadyActive) as error:
+        messages.error(request, str(error))
+        return redirect(safe_next(request, reverse("tasks_app:run", args=[task_id])))
+    except BrokerUnavailable:
+        messages.error(request, "The broker is unavailable, so nothing was queued.")
+        return redirect("tasks_app:run", task_id=task_id)
+    messages.success(request, "Retry queued.")
+    return redirect("tasks_app:run", task_id=new.task_id)
+
+
+@require_POST
+def run_cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+    run = get_object_or_404(Run, task_id=task_id)
+    form = CancelForm(request.POST)
+    terminate = form.is_valid() and form.cleaned_data["terminate"]
+    outcome = services.run_cancel(run, actor=actor_for(request), terminate=terminate)
+    text = {
+        lifecycle.CancelOutcome.REVOKED: "Cancelled: it will not start.",
+        lifecycle.CancelOutcome.REQUESTED: (
+            "Terminating it now."
+            if terminate
+            else "Cancelling: it stops at its next progress point."
+        ),
+        lifecycle.CancelOutcome.ALREADY_FINAL: "It had already finished.",
+    }[outcome]
+    messages.info(request, text)
+    return redirect(safe_next(request, reverse("tasks_app:run", args=[task_id])))
+
+
+def run_artifact(request: HtmxHttpRequest, task_id: str) -> FileResponse:
+    run = get_object_or_404(Run, task_id=task_id)
+    if not run.artifact:
+        raise Http404("This run has no file.")
+    try:
+        handle = run.artifact.open("rb")
+    except FileNotFoundError:
+        raise Http404("The file is gone (cleaned up?).") from None
+    return FileResponse(handle, as_attachment=True, filename=PurePath(run.artifact.name).name)
+
+
+def _report(request: HtmxHttpRequest, verb: str, outcome: services.BulkOutcome) -> None:
+    if outcome.done:
+        messages.success(request, f"{verb} {len(outcome.done)} run(s).")
+    for run, why in outcome.skipped[:10]:
+        messages.warning(request, f"Skipped {run.task_id}: {why}.")
+    if len(outcome.skipped) > 10:
+        messages.warning(request, f"… and {len(outcome.skipped) - 10} more skipped.")
