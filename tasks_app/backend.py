@@ -25,12 +25,6 @@ from .jobs.registry import find_job
 from .jobs.task import start_outcomes
 from .models import Run, RunSource, RunState
 
-UPSERT_FIELDS = [
-    "status", "result", "traceback", "meta", "content_type", "content_encoding",
-    "task_name", "task_args", "task_kwargs", "periodic_task_name", "worker", "date_done",
-]  # fmt: skip
-
-
 # Worker events the one-statement path handles; anything unusual takes the ORM path.
 FAST_EVENTS = {
     states.STARTED: RunState.STARTED,
@@ -219,40 +213,16 @@ class LedgerBackend(DatabaseBackend):
         request: Any,
         using: str | None,
     ) -> None:
-        content_type, content_encoding, encoded = self.encode_content(result)
-        _, _, meta = self.encode_content(
-            {
-                **self._get_meta_from_request(request),
-                "children": self.current_task_children(request),
-            }
-        )
-        name = getattr(request, "task", None)
-        kwargs = getattr(request, "kwargs", None)
-        spec = find_job(name) if name else None
-        if spec is not None and isinstance(kwargs, dict):
-            kwargs = spec.mask(kwargs)
-        row = TaskResult(
-            task_id=task_id,
-            status=status,
-            result=encoded,
-            traceback=traceback,
-            meta=meta,
-            content_type=content_type,
-            content_encoding=content_encoding,
-            task_name=name,
-            task_args=_json_or_none(getattr(request, "args", None)),
-            task_kwargs=_json_or_none(kwargs),
-            periodic_task_name=getattr(request, "periodic_task_name", None),
-            worker=getattr(request, "hostname", None),
-            date_done=timezone.now(),
-        )
-        fields = list(UPSERT_FIELDS)
-        if status == states.STARTED:
-            row.date_started = timezone.now()  # type: ignore[attr-defined]  # missing in the stub
-            fields.append("date_started")
-        TaskResult.objects.using(using).bulk_create(
-            [row], update_conflicts=True, unique_fields=["task_id"], update_fields=fields
-        )
+        """The TaskResult upsert on its own (the ORM path, inside its transaction)."""
+        connection = connections[using or "default"]
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        params = {
+            "task_id": task_id,
+            **self._task_result_values(task_id, result, status, traceback, request, now),
+        }
+        sql = _task_result_upsert_sql(status == states.STARTED, from_moved=False)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 def _queued_from_request(task_id: str, request: Any) -> lifecycle.QueuedRun:
