@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from typing import Any
+
 from django import template
+from django.utils import timezone
+
+from ..models import RunState
 
 register = template.Library()
 
@@ -28,3 +35,32 @@ def duration(seconds: float | int | None) -> str:
 @register.filter
 def state_class(state: str) -> str:
     return f"state state-{str(state).lower()}"
+
+
+@register.filter
+def state_label(state: str) -> str:
+    """ "FAILURE" -> "Failed", the words every page uses."""
+    try:
+        return str(RunState(state).label)
+    except ValueError:
+        return str(state)
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """Show data as JSON (strings quoted), never as Python's repr; the result is escaped."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def iso_time(value: str) -> str:
+    """A stored ISO timestamp, shown like the other times: in the current zone, with its name."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()

@@ -106,3 +106,17 @@ def test_a_user_who_is_not_staff_can_still_sign_out(client: Client) -> None:
 
     assert response.status_code == 302
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_a_refused_user_is_offered_a_way_out(client: Client) -> None:
+    client.force_login(User.objects.create_user("visitor", password="x-Secret-123"))
+
+    refused = client.get("/")
+    login = client.get("/login/")
+
+    assert refused.status_code == 403
+    assert b"Taskdeck is for staff users only." in refused.content
+    assert b">Log out</button>" in refused.content
+    assert b'href="/login/"' in refused.content
+    assert login.status_code == 200  # to sign in as someone else

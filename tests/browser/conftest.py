@@ -1,0 +1,190 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright (sync API) against pytest-django's
+live server, with the session's real Celery worker running the jobs.
+
+Playwright's sync API keeps an asyncio event loop running in the main thread while it is
+started, and Django refuses ORM calls from a thread with a running loop ("You cannot call this
+from an async context"). The `browser` fixture therefore allows them (DJANGO_ALLOW_ASYNC_UNSAFE)
+only while Playwright runs, and the browser tests are ordered last, so no other test ever runs
+with that check off or with the loop running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import close_old_connections
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Error,
+    Page,
+    Response,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+from pytest_django.live_server_helper import LiveServer
+
+from tasks_app import services
+from tasks_app.models import ACTIVE_STATES, Run
+from tests.support.runs import operator
+from tests.support.services import WorkerProcess, wait_for
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_EXECUTABLE", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+PASSWORD = "x-Secret-123"
+# Waits on the page (milliseconds): generous for a loaded CI machine, but bounded.
+ACTION_TIMEOUT_MS = 15_000
+RUN_TIMEOUT_MS = 30_000
+BROWSER_DIR = Path(__file__).resolve().parent
+
+expect.set_options(timeout=ACTION_TIMEOUT_MS)  # the default of 5 s is short for a loaded CI
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django's own ordering
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests after every other test (keeping pytest-django's order otherwise):
+    while Playwright runs, the main thread has a running event loop (see the module docstring)."""
+    browser_items = [item for item in items if BROWSER_DIR in item.path.parents]
+    if browser_items:
+        others = [item for item in items if BROWSER_DIR not in item.path.parents]
+        items[:] = others + browser_items
+
+
+@pytest.fixture(scope="session")
+def browser(django_db_setup: None) -> Iterator[Browser]:
+    """One Chromium for the session. Requests the test database first, so that Playwright (and
+    its event loop) is stopped before the database is torn down."""
+    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"Chromium is needed for the browser tests but {CHROMIUM} is missing or not "
+            "executable. Install Debian's `chromium` package (CI does), or point "
+            "CHROMIUM_EXECUTABLE at a Chromium binary.",
+            pytrace=False,
+        )
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            try:
+                chromium = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+                )
+            except Error as error:
+                pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}", pytrace=False)
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@dataclass
+class PageWatch:
+    """What a page did that a test may want to assert on: uncaught script errors, dialogs."""
+
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+def open_context(browser: Browser, live_server: LiveServer, **options: object) -> BrowserContext:
+    """A fresh context (own cookies and storage) on the live server, 1280x900."""
+    context = browser.new_context(
+        base_url=live_server.url,
+        viewport=VIEWPORT,
+        **options,  # type: ignore[arg-type]  # keyword options of new_context, e.g. color_scheme
+    )
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.set_default_navigation_timeout(ACTION_TIMEOUT_MS)
+    return context
+
+
+@pytest.fixture
+def page_watch() -> PageWatch:
+    return PageWatch()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: LiveServer, page_watch: PageWatch) -> Iterator[Page]:
+    """A new context and page per test. An uncaught script error on any page fails the test;
+    a dialog (alert/confirm) is recorded and dismissed."""
+    context = open_context(browser, live_server)
+    tab = context.new_page()
+    tab.on("pageerror", lambda error: page_watch.errors.append(str(error)))
+
+    def on_dialog(dialog: Dialog) -> None:
+        page_watch.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    tab.on("dialog", on_dialog)
+    yield tab
+    context.close()
+    if page_watch.errors:
+        pytest.fail(f"Script errors in the page: {page_watch.errors}")
+
+
+@pytest.fixture
+def boss(transactional_db: None) -> User:
+    """A superuser, committed, so the live server and the worker see it."""
+    return User.objects.create_superuser("boss", "boss@example.com", PASSWORD)
+
+
+def log_in(page: Page, username: str, password: str = PASSWORD) -> Response:
+    """Sign in through the real login form; returns the response of the page it lands on."""
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    with page.expect_navigation() as landing:
+        page.get_by_role("button", name="Log in").click()
+    response = landing.value
+    assert response is not None, "the login form led nowhere"
+    return response
+
+
+@pytest.fixture
+def boss_page(page: Page, boss: User, live_server: LiveServer) -> Page:
+    """The page, signed in as the superuser, on the Overview."""
+    response = log_in(page, boss.username)
+    assert response.status == 200
+    assert re.fullmatch(rf"{re.escape(live_server.url)}/", page.url), page.url
+    return page
+
+
+def active_runs() -> list[Run]:
+    close_old_connections()
+    return list(Run.objects.filter(state__in=ACTIVE_STATES))
+
+
+@pytest.fixture
+def live_worker(worker: WorkerProcess) -> Iterator[WorkerProcess]:
+    """The session's real worker; afterwards, nothing may still be queued or running: the test
+    fails if a run is still active 30 s after it ended (such runs are terminated first, so
+    none outlives its test and meets another test's data)."""
+    yield worker
+    try:
+        wait_for(lambda: not active_runs(), timeout=RUN_TIMEOUT_MS / 1000)
+    except AssertionError:
+        left = active_runs()
+        for run in left:
+            services.run_cancel(run, actor=operator(), terminate=True)
+        wait_for(lambda: not active_runs(), timeout=RUN_TIMEOUT_MS / 1000)
+        pytest.fail(f"Runs still active after the test: {[(r.task_id, r.state) for r in left]}")
