@@ -22,7 +22,10 @@ class RunFilterForm(forms.Form):
     state = forms.MultipleChoiceField(
         choices=RunState.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
-    job = forms.ChoiceField(required=False)
+    # Free text with the registered jobs suggested: runs of plain tasks and retired jobs too.
+    job = forms.CharField(
+        required=False, max_length=255, widget=forms.TextInput(attrs={"list": "job-names"})
+    )
     source = forms.ChoiceField(choices=[("", "Any source"), *RunSource.choices], required=False)
     launched_by = forms.CharField(required=False, max_length=255, label="Launched by")
     schedule = forms.CharField(required=False, max_length=255)
@@ -35,11 +38,9 @@ class RunFilterForm(forms.Form):
         help_text="A task id (or its start), or text in the parameters.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        job_field = self.fields["job"]
-        assert isinstance(job_field, forms.ChoiceField)
-        job_field.choices = [("", "Any job")] + [(spec.name, spec.title) for spec in all_jobs()]
+    @property
+    def job_names(self) -> list[str]:
+        return [spec.name for spec in all_jobs()]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -53,7 +54,7 @@ class RunFilterForm(forms.Form):
         data = self.cleaned_data if self.is_valid() else _valid_part(self)
         return RunFilter(
             states=tuple(data.get("state") or ()),
-            job_name=data.get("job") or "",
+            job_name=(data.get("job") or "").strip(),
             source=data.get("source") or "",
             actor_label=(data.get("launched_by") or "").strip(),
             schedule_name=(data.get("schedule") or "").strip(),

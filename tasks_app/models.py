@@ -39,7 +39,8 @@ class Run(models.Model):
     """One execution request of a task, from the moment it is queued until it is final."""
 
     task_id = models.CharField(max_length=255, unique=True)
-    job_name = models.CharField(max_length=255, db_index=True)
+    # Indexed by (job_name, -queued_at, -id) below, which also serves plain lookups by name.
+    job_name = models.CharField(max_length=255)
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.PENDING)
 
     # Exactly what the task was called with: JSON, never Celery's truncated repr.
@@ -52,7 +53,7 @@ class Run(models.Model):
     )
     # Who or what launched it, in words: a username, "token:<name>", the schedule's name, "code".
     actor_label = models.CharField(max_length=255, blank=True)
-    schedule_name = models.CharField(max_length=255, blank=True, db_index=True)
+    schedule_name = models.CharField(max_length=255, blank=True)  # indexed below, with time
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_by"
     )
@@ -106,6 +107,12 @@ class Run(models.Model):
             models.Index(fields=["-queued_at", "-id"], name="run_queued_idx"),
             models.Index(fields=["state", "-queued_at", "-id"], name="run_state_queued_idx"),
             models.Index(fields=["job_name", "-queued_at", "-id"], name="run_job_queued_idx"),
+            # The runs list's free-text filters: a rare value, or one matching nothing, must
+            # not walk the whole history (bench/history.py).
+            models.Index(fields=["actor_label", "-queued_at", "-id"], name="run_actor_queued_idx"),
+            models.Index(
+                fields=["schedule_name", "-queued_at", "-id"], name="run_schedule_queued_idx"
+            ),
             models.Index(fields=["state", "heartbeat_at"], name="run_state_heartbeat_idx"),
         ]
         permissions = [

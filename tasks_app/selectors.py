@@ -84,8 +84,9 @@ def _text_search(queryset: QuerySet[Run], text: str) -> QuerySet[Run]:
     """A task id (or its first characters) goes to the unique index; anything else is looked
     for in the parameters' JSON text."""
     if TASK_ID_LIKE.match(text):
+        # Celery's ids are lower-case UUIDs; a pasted one may not be.
         if len(text) == 36:
-            return queryset.filter(task_id=text.lower())
+            return queryset.filter(task_id__in={text, text.lower()})
         return queryset.filter(task_id__startswith=text.lower())
     return queryset.annotate(params_text=Cast("params", TextField())).filter(
         params_text__icontains=text
@@ -248,6 +249,19 @@ class RunDetail:
     retried_by: list[Run]
     audit: list[AuditEntry]
     duration_seconds: float | None
+
+
+@dataclass(frozen=True)
+class RunLive:
+    """What the live region of a run's page needs: its poll reads one row."""
+
+    run: Run
+    progress: Progress
+
+
+def run_live(task_id: str) -> RunLive | None:
+    run = Run.objects.filter(task_id=task_id).defer("log", "args", "params").first()
+    return None if run is None else RunLive(run, progress_of(run))
 
 
 def run_detail(task_id: str) -> RunDetail | None:

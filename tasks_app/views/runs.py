@@ -98,12 +98,16 @@ def runs_retry_failed(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def run_detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+    if request.htmx and request.htmx.target == "live":
+        live = selectors.run_live(task_id)  # the 1-second poll: one row, not the whole page
+        if live is None:
+            raise Http404("No such run.")
+        context = {"d": live, "run": live.run, "cancel_form": CancelForm()}
+        return render(request, "tasks_app/run.html#live", context)
     detail = selectors.run_detail(task_id)
     if detail is None:
         raise Http404("No such run.")
     context = {"d": detail, "run": detail.run, "cancel_form": CancelForm()}
-    if request.htmx and request.htmx.target == "live":
-        return render(request, "tasks_app/run.html#live", context)
     return render(request, "tasks_app/run.html", context)
 
 
