@@ -82,7 +82,8 @@ def _worker(name: str, stats: dict[str, Any], active: list[Any], queues: list[An
     pool = stats.get("pool") or {}
     return WorkerInfo(
         name=name,
-        pool=str(pool.get("implementation", "")).rsplit(":", 1)[-1] or "?",
+        # "celery.concurrency.prefork:TaskPool" -> "prefork"
+        pool=str(pool.get("implementation", "")).split(":")[0].rsplit(".", 1)[-1] or "?",
         concurrency=pool.get("max-concurrency"),
         uptime_seconds=stats.get("uptime"),
         processed=sum((stats.get("total") or {}).values()),
@@ -105,7 +106,9 @@ def queue_depths(names: tuple[str, ...] = QUEUES) -> list[QueueDepth]:
         channel: Any = connection.default_channel  # kombu's virtual channel (queue_declare)
         depths = []
         for name in names:
-            _, messages, _ = channel.queue_declare(queue=name, passive=True)
+            # Not passive: on Redis an empty queue does not exist (a passive declare says 404);
+            # declaring one of our own queues is harmless and answers with its size.
+            _, messages, _ = channel.queue_declare(queue=name)
             depths.append(QueueDepth(name, int(messages)))
     return depths
 
