@@ -5,10 +5,8 @@ Nothing here imports from tests/: the worker handling follows tests/support/serv
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -169,12 +167,9 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        from tasks_app.devstack.supervisor import stop_group
+
+        stop_group(self.process, timeout)
         self.process = None
 
     def log_tail(self, lines: int = 40) -> str:

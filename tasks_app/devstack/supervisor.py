@@ -55,15 +55,24 @@ class Child:
         """SIGTERM the child's process group, then SIGKILL what is left after the timeout."""
         if self.process is None:
             return
-        pgid = self.process.pid
-        _signal_group(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            print(f"[taskdeck] {self.name} did not stop in {self.stop_timeout:.0f}s; killing it.")
-        # Whatever the leader did, nothing of its group may outlive the stack.
-        _signal_group(pgid, signal.SIGKILL)
-        self.process.wait()
+        if not stop_group(self.process, self.stop_timeout):
+            print(f"[taskdeck] {self.name} did not stop in {self.stop_timeout:.0f}s; killed it.")
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """SIGTERM a child that leads its own process group, wait up to `timeout`, then SIGKILL
+    the whole group: whatever the leader did, nothing of it may outlive us. Returns whether it
+    stopped on the SIGTERM."""
+    pgid = process.pid
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+        graceful = True
+    except subprocess.TimeoutExpired:
+        graceful = False
+    _signal_group(pgid, signal.SIGKILL)
+    process.wait()
+    return graceful
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -6,9 +6,7 @@ connected to the test database, never eager mode.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+
+from tasks_app.devstack.supervisor import stop_group
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -96,12 +96,7 @@ class WorkerProcess:
     def stop(self, timeout: float = 20.0) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        stop_group(self.process, timeout)
         self.process = None
 
     def log_tail(self, lines: int = 60) -> str:
