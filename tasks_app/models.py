@@ -133,10 +133,6 @@ class Run(models.Model):
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
 
-    @property
-    def root_id_or_self(self) -> int:
-        return self.root_id or self.pk
-
 
 class AuditEntry(models.Model):
     """Who did what to which object, and when. Written by the services, never edited."""

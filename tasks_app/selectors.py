@@ -17,24 +17,6 @@ from .models import ACTIVE_STATES, AuditEntry, Run, RunState
 
 
 @dataclass(frozen=True)
-class StateCount:
-    state: str
-    count: int
-
-
-def result_state_counts(*, hours: int) -> list[StateCount]:
-    """Results recorded in the last `hours`, counted per state, most frequent first."""
-    since = timezone.now() - timedelta(hours=hours)
-    rows = (
-        TaskResult.objects.filter(date_created__gte=since)
-        .values("status")
-        .annotate(n=Count("id"))
-        .order_by("-n", "status")
-    )
-    return [StateCount(state=row["status"], count=row["n"]) for row in rows]
-
-
-@dataclass(frozen=True)
 class RunFilter:
     """Filters over the run ledger; every field is optional and they combine with AND."""
 
