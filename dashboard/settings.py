@@ -261,7 +261,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60 * 60)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler (schedules in the database, edits apply without a
+# restart) behind a leader lock in Redis: a second beat, started by mistake or by a deploy that
+# overlaps the old one, stands by instead of sending every schedule twice
+# (tasks_app.schedules.beat).
+CELERY_BEAT_SCHEDULER = "tasks_app.schedules.beat:TaskdeckScheduler"
+# Record a schedule's last run in the database after every task beat sends. Celery's
+# Scheduler.apply_async counts sends and calls sync() once the count reaches beat_sync_every;
+# DatabaseScheduler.sync saves the rows reserve() marked dirty. The default (0) saves only every
+# 3 minutes, so a beat taking over after a crash would send again what the last leader sent in
+# that time. The cost: one SELECT and one UPDATE per scheduled send.
+CELERY_BEAT_SYNC_EVERY = 1
 
 # --- Taskdeck
 # A running run refreshes its heartbeat this often; the reaper calls it lost after LOST_AFTER.
@@ -269,7 +279,14 @@ TASKDECK_HEARTBEAT_SECONDS = float(env_str("TASKDECK_HEARTBEAT_SECONDS", "10"))
 TASKDECK_LOST_AFTER_SECONDS = float(env_str("TASKDECK_LOST_AFTER_SECONDS", "60"))
 # The demo jobs (demo.progress, demo.flaky); `make run` and `make test` turn them on.
 TASKDECK_DEMO_JOBS = env_bool("TASKDECK_DEMO_JOBS", default=False)
+# The beat leader lock (tasks_app.schedules.beat): the leader renews it on every tick; a beat that
+# dies without releasing it is replaced by a standby within this many seconds.
+TASKDECK_BEAT_LOCK_SECONDS = env_int("TASKDECK_BEAT_LOCK_SECONDS", 30)
+TASKDECK_BEAT_LOCK_KEY = env_str("TASKDECK_BEAT_LOCK_KEY", "taskdeck:beat-leader")
 # Bulk actions touch at most this many runs at once.
 TASKDECK_BULK_LIMIT = env_int("TASKDECK_BULK_LIMIT", 1000)
+# Keys that seal sensitive job parameters at rest and in messages (tasks_app.jobs.sealing);
+# empty: derived from SECRET_KEY (and SECRET_KEY_FALLBACKS). The first one seals, all open.
+TASKDECK_SEALING_KEYS = [k for k in env_str("TASKDECK_SEALING_KEYS", "").split(",") if k.strip()]
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "taskdeck@localhost")

@@ -1,6 +1,7 @@
 """Admin for Taskdeck's own tables: read-only, since runs change only through the lifecycle
 and the audit trail is never edited. Also django-celery-results' TaskResult admin, made usable
-on a table of millions of rows.
+on a table of millions of rows. django-celery-beat's PeriodicTask admin, going through the
+services, is in `admin_schedules`.
 
 Each changelist of these tables counts without scanning the table (`LargeTablePaginator`),
 shows no second, unfiltered count (`show_full_result_count = False`), and searches a task id
@@ -22,6 +23,7 @@ from django.utils.functional import cached_property
 from django_celery_results.admin import TaskResultAdmin as StockTaskResultAdmin
 from django_celery_results.models import TaskResult
 
+from . import admin_schedules  # noqa: F401 - registers the PeriodicTask admin
 from .jobs.registry import all_jobs, find_job
 from .models import AuditEntry, Run
 

@@ -10,15 +10,26 @@ class TasksAppConfig(AppConfig):
         # Register the built-in jobs in every process (web, beat, shell), not only in workers,
         # so the dashboard can list and launch them.
         from celery.signals import task_postrun
+        from django.db.models.signals import post_migrate
 
         from . import tasks  # noqa: F401
 
         # With connection reuse on (CELERY_DB_REUSE_MAX), give tasks what Django gives
         # requests: after each one, drop connections that are broken or past CONN_MAX_AGE.
         task_postrun.connect(_close_old_connections, weak=False)
+        post_migrate.connect(_sync_declared_schedules, sender=self, weak=False)
 
 
 def _close_old_connections(**_: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+def _sync_declared_schedules(**_: object) -> None:
+    """After `migrate`, so the dashboard lists declared schedules before beat first starts."""
+    from celery import current_app
+
+    from .schedules.declared import sync_declared_schedules
+
+    sync_declared_schedules(current_app)

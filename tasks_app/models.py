@@ -155,3 +155,29 @@ class AuditEntry(models.Model):
         return (
             f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_id}"
         )
+
+
+class DeclarationOrigin(models.TextChoices):
+    BUILTIN = "builtin", "Built in"
+    CODE = "code", "Declared in code or settings"
+
+
+class DeclaredSchedule(models.Model):
+    """Marks a django-celery-beat schedule that code declares (Taskdeck's built-ins, or Celery's
+    `beat_schedule`). The hashes let a restart tell an operator's edit from a code change: an
+    edited schedule is kept as the operator left it, never silently overwritten."""
+
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", on_delete=models.CASCADE, related_name="declaration"
+    )
+    origin = models.CharField(max_length=16, choices=DeclarationOrigin.choices)
+    # What the code declares now (parameters masked), shown beside an edited schedule.
+    declared = models.JSONField(default=dict)
+    declared_hash = models.CharField(max_length=64)
+    # The stored schedule's hash right after the code's version was last applied to it.
+    applied_hash = models.CharField(max_length=64)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.periodic_task_id} ({self.origin})"
+

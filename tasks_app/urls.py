@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import audit, jobs, overview, runs, workers
+from .views import audit, jobs, overview, runs, schedules, workers
 
 app_name = "tasks_app"
 
@@ -17,6 +17,17 @@ urlpatterns = [
     path("runs/<str:task_id>/retry/", runs.run_retry, name="run_retry"),
     path("runs/<str:task_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<str:task_id>/file/", runs.run_artifact, name="run_artifact"),
+    path("schedules/", schedules.schedules, name="schedules"),
+    path("schedules/new/", schedules.schedule_new, name="schedule_new"),
+    path("schedules/bulk/", schedules.schedules_bulk, name="schedules_bulk"),
+    path("schedules/preview/", schedules.schedule_preview, name="schedule_preview"),
+    path("schedules/params/", schedules.schedule_params, name="schedule_params"),
+    path("schedules/<int:pk>/", schedules.schedule_detail, name="schedule"),
+    path("schedules/<int:pk>/edit/", schedules.schedule_edit, name="schedule_edit"),
+    path("schedules/<int:pk>/toggle/", schedules.schedule_toggle, name="schedule_toggle"),
+    path("schedules/<int:pk>/run/", schedules.schedule_run, name="schedule_run"),
+    path("schedules/<int:pk>/delete/", schedules.schedule_delete, name="schedule_delete"),
+    path("schedules/<int:pk>/reset/", schedules.schedule_reset, name="schedule_reset"),
     path("workers/", workers.workers, name="workers"),
     path("workers/panel/", workers.workers_panel, name="workers_panel"),
     path("audit/", audit.audit, name="audit"),

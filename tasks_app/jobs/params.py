@@ -29,6 +29,8 @@ from django.db import models
 from django.forms.utils import pretty_name
 from django.utils.dateparse import parse_datetime
 
+from .sealing import SealError, is_sealed, seal, unseal
+
 MASK = "••••••"
 SUPPORTED = (
     "str, int, float, bool, date, datetime, Decimal, an Enum, a Literal of str or int values, "
@@ -102,6 +104,9 @@ class ParamInfo:
 
 
 _UNCONVERTIBLE = object()
+# Parameters are scalars or lists of them: lists nested deeper than this are junk, refused
+# without walking them (API JSON can nest deeper than Python's recursion limit).
+_MAX_NESTING = 32
 
 
 def to_json_value(value: Any) -> Any:
@@ -112,7 +117,7 @@ def to_json_value(value: Any) -> Any:
     return converted
 
 
-def _jsonish(value: Any) -> Any:
+def _jsonish(value: Any, depth: int = 0) -> Any:
     """`to_json_value`, answering `_UNCONVERTIBLE` instead of raising (validation reports it)."""
     if isinstance(value, enum.Enum):  # before str/int: StrEnum and IntEnum are both
         return _jsonish(value.value)
@@ -127,7 +132,9 @@ def _jsonish(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, list | tuple):
-        items = [_jsonish(item) for item in value]
+        if depth >= _MAX_NESTING:
+            return _UNCONVERTIBLE
+        items = [_jsonish(item, depth + 1) for item in value]
         return _UNCONVERTIBLE if any(item is _UNCONVERTIBLE for item in items) else items
     return _UNCONVERTIBLE
 
@@ -680,19 +687,41 @@ class ParamSchema:
         return self.form_class(data, initial=shown or None, prefix=prefix)
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Strictly check API, schedule or code input; answer JSON kwargs of every parameter."""
-        return self.to_json(self._clean(data))
+        """Strictly check API, schedule or code input; answer JSON kwargs of every parameter,
+        sensitive ones sealed (a value sealed before is checked and kept as it is, so a retry
+        or a schedule sends exactly what it was given)."""
+        values = self.to_json(self._clean(data))
+        sealed = self.seal(values)
+        for name in self.sensitive:
+            given: Any = data.get(name)
+            if is_sealed(given) and unseal(given) == values.get(name):
+                sealed[name] = dict(given)
+        return sealed
 
     def validate_form(self, form: forms.Form) -> dict[str, Any] | None:
-        """JSON kwargs from a bound launch form, or None (its errors stay on it for display)."""
+        """JSON kwargs from a bound launch form (sensitive ones sealed), or None: its errors
+        stay on it for display."""
         if not form.is_valid():
             return None
-        return self.to_json({k: v for k, v in form.cleaned_data.items() if k in self._names})
+        values = {k: v for k, v in form.cleaned_data.items() if k in self._names}
+        return self.seal(self.to_json(values))
 
     def to_python(self, json_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """In the worker: the message's JSON kwargs as the exact values the job declared.
-        Re-validates, since a message may predate a change to the job."""
+        """In the worker: the message's JSON kwargs as the exact values the job declared,
+        sealed ones opened. Re-validates, since a message may predate a change to the job."""
         return self._clean(json_kwargs)
+
+    def seal(self, json_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The kwargs with every sensitive value that is set sealed (see `sealing`)."""
+        return {
+            k: seal(v) if k in self.sensitive and v not in (None, "", []) else v
+            for k, v in json_kwargs.items()
+        }
+
+    def unsealed(self, json_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The kwargs with sealed values opened: only for code that must compare or re-enter
+        them, never for display (SealError if one cannot be opened)."""
+        return {k: unseal(v) for k, v in json_kwargs.items()}
 
     # --- the ways out
 
@@ -729,7 +758,12 @@ class ParamSchema:
         for entry in self._entries:
             name = entry.info.name
             if name in data:
-                value = _jsonish(data[name])
+                try:
+                    given = unseal(data[name]) if name in self.sensitive else data[name]
+                except SealError as error:
+                    errors[name] = [str(error)]
+                    continue
+                value = _jsonish(given)
                 if value is _UNCONVERTIBLE:
                     errors[name] = [_shape_problem(entry, data[name]) or "Unsupported value."]
                 elif problem := _shape_problem(entry, value):

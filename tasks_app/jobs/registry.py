@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from typing import Any
 
 from celery import shared_task
 from django import forms
+from django.utils.crypto import salted_hmac
 
 from .errors import NEVER_RETRIED, UnknownJob
 from .params import MASK, ParamSchema
@@ -38,12 +38,15 @@ class JobSpec:
 
     def key_for(self, params: Mapping[str, Any]) -> str | None:
         """The uniqueness key of a launch with these (JSON) parameters, if the job is unique."""
+        if self.unique_key is None and not self.unique:
+            return None
+        values = self.params.unsealed(params)  # the same values, however they were sealed
         if self.unique_key is not None:
-            return f"{self.name}:{self.unique_key(params)}"[:255]
-        if self.unique:
-            canonical = json.dumps(params, sort_keys=True, separators=(",", ":"))
-            return f"{self.name}:{hashlib.sha256(canonical.encode()).hexdigest()}"
-        return None
+            return f"{self.name}:{self.unique_key(values)}"[:255]
+        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+        # Keyed, so the key of a run with a sensitive parameter cannot be matched offline
+        # against guesses of its value.
+        return f"{self.name}:{salted_hmac('taskdeck.unique-key', canonical).hexdigest()}"
 
     def mask(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """The parameters with every sensitive value hidden: for pages, logs, results, API."""

@@ -56,6 +56,7 @@ class Launch:
     actor_user_id: int | None = None
     actor_label: str = ""
     retry_of: Run | None = None
+    schedule_name: str = ""  # "Run now" on a schedule (beat names it in a header instead)
 
 
 class _StartOutcomes(threading.local):
@@ -132,7 +133,9 @@ class TaskdeckTask(Task):  # type: ignore[type-arg]
         from ..models import RunSource
 
         headers = options.get("headers") or {}
-        schedule_name = str(headers.get("periodic_task_name") or "")
+        schedule_name = str(
+            headers.get("periodic_task_name") or (launch.schedule_name if launch else "")
+        )
         if launch is None:
             launch = Launch(
                 source=RunSource.SCHEDULE if schedule_name else RunSource.CODE,

@@ -64,3 +64,15 @@ def iso_time(value: str) -> str:
     if timezone.is_aware(moment):
         moment = timezone.localtime(moment)
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+@register.filter
+def audit_changes(entry: Any) -> list[tuple[str, Any, Any]]:
+    """An audit entry's (field, before, after) rows, for entries that record both sides."""
+    details = getattr(entry, "details", None) or {}
+    before = details.get("before") or {}
+    after = details.get("after") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    keys = list(after) + [key for key in before if key not in after]
+    return [(key, before.get(key), after.get(key)) for key in keys]

@@ -19,8 +19,10 @@ from .common import actor_for
 
 def can_launch(request: HtmxHttpRequest, spec: JobSpec) -> bool:
     actor = actor_for(request)
-    return actor.has_perm("tasks_app.launch_job") and (
-        not spec.permission or actor.has_perm(spec.permission)
+    return (
+        spec.ledger
+        and actor.has_perm("tasks_app.launch_job")
+        and (not spec.permission or actor.has_perm(spec.permission))
     )
 
 
@@ -52,6 +54,8 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
             except services.InvalidOptions as error:
                 for field, problem in error.errors.items():
                     options.add_error("start_at" if field == "eta" else None, problem)
+            except services.ServiceError as error:  # e.g. a housekeeping job
+                form.add_error(None, str(error))
             except AlreadyActive as error:
                 form.add_error(None, str(error))
                 status = 409

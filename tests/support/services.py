@@ -1,4 +1,5 @@
-"""Real services for tests: the broker (bundled or the environment's Redis) and a Celery worker.
+"""Real services for tests: the broker (bundled or the environment's Redis), a Celery worker and
+celery beat.
 
 The worker is a real `celery worker` subprocess (prefork pool, JSON messages, Django's fix-up)
 connected to the test database, never eager mode.
@@ -6,7 +7,9 @@ connected to the test database, never eager mode.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,6 +106,97 @@ class WorkerProcess:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class BeatProcess:
+    """A `celery beat` subprocess with Taskdeck's scheduler (tasks_app.schedules.beat), on the
+    test database and broker, its output kept in a log file.
+
+    Several can run side by side: each gets its own `--schedule` file (unused by the database
+    scheduler, but nothing is shared if a test picks another one) and no pidfile (beat writes
+    none unless asked). `--max-interval 1`: beat looks at the schedule and its lock at least
+    every second instead of every 5 s, so tests wait seconds, not tens of seconds, for an edit
+    to apply or a standby to take over. Pass `env=child_env(broker_url, ...)` to change
+    settings, e.g. TASKDECK_BEAT_LOCK_KEY so that beats of different tests never share a lock.
+    """
+
+    # Logged once the scheduler has set up and decided whether it leads.
+    LEADING = "is the leader now"
+    STANDING_BY = "standing by"
+
+    def __init__(
+        self,
+        broker_url: str,
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.broker_url = broker_url
+        self.log_path = log_path
+        self.args = [
+            sys.executable, "-m", "celery", "-A", "dashboard", "beat", "-l", "INFO",
+            "--max-interval", "1", "--schedule", str(log_path.with_suffix(".schedule")),
+            *extra_args,
+        ]  # fmt: skip
+        self.env = env or child_env(broker_url)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def launch(self) -> None:
+        """Start the process without waiting (to start several at the same moment)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until beat has set up its schedule and either leads or stands by."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"celery beat exited early:\n{self.log_tail()}")
+            if self.is_leading() or self.is_standing_by():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"celery beat not ready in {timeout}s:\n{self.log_tail()}")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def is_leading(self) -> bool:
+        """Whether this beat has led at some point (see the log for when)."""
+        return self.LEADING in self.log_text()
+
+    def is_standing_by(self) -> bool:
+        return self.STANDING_BY in self.log_text()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (beat writes its schedule and releases its lock), SIGKILL after `timeout`."""
+        if self.process is None:
+            return
+        stop_group(self.process, timeout)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash, with no chance to release the lock."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 def use_broker(url: str) -> None:

@@ -29,6 +29,7 @@ from tasks_app.jobs.params import (
     ParamSchema,
     ParamsError,
 )
+from tasks_app.jobs.sealing import is_sealed
 
 
 class Colour(enum.Enum):
@@ -551,7 +552,31 @@ def test_sensitive_default_is_not_shown() -> None:
     schema = ParamSchema.from_function(job)
     assert schema.params[0].default == MASK
     assert "default" not in schema.json_schema()["properties"]["pin"]
-    assert schema.validate({}) == {"pin": "1234"}
+    stored = schema.validate({})
+    assert "1234" not in str(stored)  # sealed
+    assert schema.unsealed(stored) == {"pin": "1234"}
+    assert schema.to_python(stored) == {"pin": "1234"}
+
+
+def test_sensitive_values_are_sealed_and_a_sealed_value_validates_again() -> None:
+    stored = REPORT.validate({"password": "hunter2"})
+    assert is_sealed(stored["password"])
+    assert "hunter2" not in json.dumps(stored)
+    # A retry or a schedule re-sends the sealed value: it is checked and kept, not re-read.
+    assert REPORT.validate(stored)["password"] == stored["password"]
+    assert REPORT.to_python(stored)["password"] == "hunter2"
+    assert REPORT.mask(stored)["password"] == MASK
+
+
+def test_a_value_sealed_with_another_key_is_a_clear_error(settings: Any) -> None:
+    settings.TASKDECK_SEALING_KEYS = ["old-key"]
+    stored = REPORT.validate({"password": "hunter2"})
+    settings.TASKDECK_SEALING_KEYS = ["new-key"]
+    with pytest.raises(ParamsError) as caught:
+        REPORT.to_python(stored)
+    assert "sealed with a key" in str(caught.value.errors["password"])
+    settings.TASKDECK_SEALING_KEYS = ["new-key", "old-key"]  # rotation: old tokens still open
+    assert REPORT.to_python(stored)["password"] == "hunter2"
 
 
 # --- JSON Schema ----------------------------------------------------------------------------

@@ -93,7 +93,9 @@ def test_celery_accepts_and_produces_json_only() -> None:
     assert conf.result_backend == "tasks_app.backend:LedgerBackend"
     assert conf.result_extended is True
     assert conf.task_track_started is True
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    # django-celery-beat's DatabaseScheduler behind a leader lock, writing each send at once
+    assert conf.beat_scheduler == "tasks_app.schedules.beat:TaskdeckScheduler"
+    assert conf.beat_sync_every == 1
     assert conf.broker_connection_retry_on_startup is True
     assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
     assert conf.result_backend_always_retry is True

@@ -1,19 +1,21 @@
-"""Read queries for the pages and the API. Nothing here writes; JSON is decoded here, once."""
+"""Read queries about runs and the audit trail: history with filters and keyset pages, stats,
+one run live or in full."""
 
 import base64
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast, TruncHour
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from .jobs.registry import find_job
-from .models import ACTIVE_STATES, AuditEntry, Run, RunState
+from ..jobs.registry import find_job
+from ..models import ACTIVE_STATES, AuditEntry, Run, RunState
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
         parsed = datetime.fromisoformat(when)
         if timezone.is_naive(parsed):
             return None
+        parsed.astimezone(UTC)  # a made-up time with no UTC value cannot be queried
         return parsed, int(pk)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OverflowError):
         return None
 
 
@@ -224,13 +227,15 @@ class RunDetail:
     run: Run
     title: str
     params: dict[str, Any]
-    result: str | None
+    result: str | None  # pretty JSON, for the page
+    result_data: Any  # the decoded value, for the API
     traceback: str
     progress: Progress
     chain: list[Run]
     retried_by: list[Run]
     audit: list[AuditEntry]
     duration_seconds: float | None
+    schedule_id: int | None  # the schedule that fired it, while it exists
 
 
 @dataclass(frozen=True)
@@ -252,9 +257,9 @@ def run_detail(task_id: str) -> RunDetail | None:
         return None
     spec = find_job(run.job_name)
     stored = TaskResult.objects.filter(task_id=task_id).values("result", "traceback").first()
-    result = None
+    result, result_data = None, None
     if stored and stored["result"] is not None and run.state == RunState.SUCCESS:
-        result = _pretty_json(stored["result"])
+        result, result_data = _pretty_json(stored["result"])
     root_id = run.root_id or run.pk
     chain = list(
         Run.objects.filter(Q(pk=root_id) | Q(root_id=root_id))
@@ -269,20 +274,34 @@ def run_detail(task_id: str) -> RunDetail | None:
         title=spec.title if spec else run.job_name,
         params=spec.mask(run.params) if spec else dict(run.params),
         result=result,
+        result_data=result_data,
         traceback=str(stored["traceback"] or "") if stored else "",
         progress=progress_of(run),
         chain=chain,
         retried_by=list(run.retried_by.order_by("queued_at").only("task_id", "state", "queued_at")),
-        audit=list(AuditEntry.objects.filter(target_id=task_id).order_by("created_at")[:100]),
+        audit=list(
+            AuditEntry.objects.filter(target_type="run", target_id=task_id).order_by("created_at")[
+                :100
+            ]
+        ),
         duration_seconds=duration,
+        schedule_id=_schedule_id(run.schedule_name),
     )
 
 
-def _pretty_json(raw: str) -> str:
+def _schedule_id(name: str) -> int | None:
+    if not name:
+        return None
+    return PeriodicTask.objects.filter(name=name).values_list("pk", flat=True).first()
+
+
+def _pretty_json(raw: str) -> tuple[str, Any]:
+    """The stored JSON result indented for reading, and decoded."""
     try:
-        return json.dumps(json.loads(raw), indent=2, sort_keys=True, ensure_ascii=False)
+        value = json.loads(raw)
     except (TypeError, ValueError):
-        return raw
+        return raw, raw
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False), value
 
 
 # --- audit --------------------------------------------------------------------------------

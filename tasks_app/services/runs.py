@@ -1,5 +1,4 @@
-"""Write actions, named <entity>_<verb>. Permission checks live here, so every way in (pages,
-API, admin, code) gets the same rules; every action writes an audit entry."""
+"""Actions on runs: launch, retry, cancel, one at a time or in bulk."""
 
 from __future__ import annotations
 
@@ -10,60 +9,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from . import broker, lifecycle, selectors
-from .jobs.errors import BrokerUnavailable
-from .jobs.params import ParamsError
-from .jobs.policies import QUEUES
-from .jobs.registry import JobSpec, find_job, get_job
-from .jobs.task import Launch
-from .models import AuditEntry, Run, RunSource, RunState
+from .. import broker, lifecycle, selectors
+from ..jobs.policies import QUEUES
+from ..jobs.registry import JobSpec, find_job, get_job
+from ..jobs.task import Launch
+from ..models import Run, RunSource, RunState
+from .common import Actor, ServiceError, audit
 
 logger = logging.getLogger(__name__)
 
 RETRIABLE_STATES = frozenset({RunState.FAILURE, RunState.REVOKED, RunState.LOST})
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a user, an API token (acting for its user), a schedule, or the system."""
-
-    user: AbstractBaseUser | AnonymousUser | None = None
-    token_name: str = ""
-    schedule_name: str = ""
-    system: str = ""
-
-    @property
-    def label(self) -> str:
-        if self.token_name:
-            return f"token:{self.token_name}"
-        if self.user is not None and self.user.is_authenticated:
-            return self.user.get_username()
-        return self.schedule_name or self.system or "anonymous"
-
-    @property
-    def user_id(self) -> int | None:
-        if self.user is not None and self.user.is_authenticated:
-            return int(self.user.pk)
-        return None
-
-    def has_perm(self, perm: str) -> bool:
-        if self.schedule_name or self.system:
-            return True  # configured by staff who had the permission to do so
-        has_perm = getattr(self.user, "has_perm", None)  # AbstractBaseUser itself has none
-        return bool(self.user is not None and self.user.is_active and has_perm and has_perm(perm))
-
-    def require(self, *perms: str) -> None:
-        missing = [perm for perm in perms if not self.has_perm(perm)]
-        if missing:
-            raise PermissionDenied(f"{self.label} lacks the permission {', '.join(missing)}.")
-
-
-class ServiceError(Exception):
-    """An action refused for a reason the user can act on (a 4xx, never a 500)."""
 
 
 class InvalidOptions(ServiceError):
@@ -130,17 +87,20 @@ def job_launch(
     actor: Actor,
     options: LaunchOptions | None = None,
     source: RunSource = RunSource.FORM,
+    schedule_name: str = "",
 ) -> Run:
     """Validate and queue a job. Raises UnknownJob, PermissionDenied, ParamsError,
     InvalidOptions, lifecycle.AlreadyActive or BrokerUnavailable; nothing is queued then."""
     spec = get_job(job_name)
     _require_launch(actor, spec)
+    if not spec.ledger:
+        # Its runs are not recorded, so there would be no run to show or follow.
+        raise ServiceError(f"{spec.title} is housekeeping that runs on its schedule only.")
     celery_options = (options or LaunchOptions()).validate()
     json_params = spec.params.validate(params)
-    run = _send(
-        spec.task, [], json_params, celery_options, Launch(source, actor.user_id, actor.label)
-    )
-    _audit(
+    launch = Launch(source, actor.user_id, actor.label, schedule_name=schedule_name)
+    run = _send(spec.task, [], json_params, celery_options, launch)
+    audit(
         actor,
         "run.launch",
         run,
@@ -161,7 +121,7 @@ def run_retry(run: Run, *, actor: Actor) -> Run:
             f"Only failed, cancelled or lost runs can be retried; this one is {state}."
         )
     new = _retry(run, actor)
-    _audit(actor, "run.retry", new, {"retry_of": run.task_id, "job": run.job_name})
+    audit(actor, "run.retry", new, {"retry_of": run.task_id, "job": run.job_name})
     return new
 
 
@@ -207,10 +167,8 @@ def runs_retry_bulk(
             outcome.skipped.append((run, str(error)))
             continue
         outcome.done.append(new)
-        _audit(
-            actor, "run.retry", new, {"retry_of": run.task_id, "job": run.job_name, "bulk": True}
-        )
-    _audit(actor, "runs.retry_bulk", None, {
+        audit(actor, "run.retry", new, {"retry_of": run.task_id, "job": run.job_name, "bulk": True})
+    audit(actor, "runs.retry_bulk", None, {
         "retried": [r.task_id for r in outcome.done],
         "skipped": {r.task_id: why for r, why in outcome.skipped},
         "filters": filters.as_dict() if filters else None,
@@ -227,7 +185,7 @@ def run_cancel(run: Run, *, actor: Actor, terminate: bool = False) -> lifecycle.
     if result is not lifecycle.CancelOutcome.ALREADY_FINAL:
         kill = terminate and result is lifecycle.CancelOutcome.REQUESTED
         broker.revoke(run.task_id, terminate=kill)
-    _audit(actor, "run.cancel", run, {"terminate": terminate, "outcome": result.value})
+    audit(actor, "run.cancel", run, {"terminate": terminate, "outcome": result.value})
     return result
 
 
@@ -281,33 +239,5 @@ def _bulk_targets(
     return runs
 
 
-def _audit(actor: Actor, action: str, run: Run | None, details: dict[str, Any]) -> AuditEntry:
-    return AuditEntry.objects.create(
-        actor_user_id=actor.user_id,
-        actor_label=actor.label,
-        action=action,
-        target_type="run" if run is not None else "runs",
-        target_id=run.task_id if run is not None else "",
-        details=details,
-    )
-
-
 def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in options.items()}
-
-
-__all__ = [
-    "Actor",
-    "BrokerUnavailable",
-    "BulkLimitExceeded",
-    "InvalidOptions",
-    "LaunchOptions",
-    "NotRetriable",
-    "ParamsError",
-    "ServiceError",
-    "job_launch",
-    "run_cancel",
-    "run_retry",
-    "runs_cancel_bulk",
-    "runs_retry_bulk",
-]

@@ -8,12 +8,12 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from .jobs.params import DateTimeInput
-from .jobs.policies import QUEUES
-from .jobs.registry import all_jobs
-from .models import RunSource, RunState
-from .selectors import RunFilter
-from .services import LaunchOptions
+from ..jobs.params import DateTimeInput
+from ..jobs.policies import QUEUES
+from ..jobs.registry import all_jobs
+from ..models import RunSource, RunState
+from ..selectors import RunFilter
+from ..services import LaunchOptions
 
 
 class RunFilterForm(forms.Form):

@@ -1,0 +1,114 @@
+"""Read queries about schedules: the list with next fire times and last runs, one schedule
+with its recent runs and audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import OuterRef, Subquery
+from django_celery_beat.models import PeriodicTask
+
+from ..jobs.registry import JobSpec, find_job
+from ..models import AuditEntry, DeclaredSchedule, Run
+from ..schedules.declared import is_edited
+from ..schedules.definition import Kind, Timing, Upcoming, definition_of, timing_of, upcoming
+
+RECENT_RUNS = 25
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    task: PeriodicTask
+    spec: JobSpec | None
+    timing: Timing
+    words: str
+    upcoming: Upcoming
+    last_run: Run | None
+    declaration: DeclaredSchedule | None
+    edited: bool
+
+    @property
+    def editable(self) -> bool:
+        return self.timing.kind is not Kind.OTHER
+
+    @property
+    def job_title(self) -> str:
+        return self.spec.title if self.spec is not None else self.task.task
+
+
+def _row(
+    task: PeriodicTask, last_run: Run | None, marker: DeclaredSchedule | None, now: datetime | None
+) -> ScheduleRow:
+    timing = timing_of(task)
+    return ScheduleRow(
+        task=task,
+        spec=find_job(task.task),
+        timing=timing,
+        words=_words(task, timing),
+        upcoming=upcoming(task, now=now),
+        last_run=last_run,
+        declaration=marker,
+        edited=marker is not None and is_edited(task, marker),
+    )
+
+
+def _words(task: PeriodicTask, timing: Timing) -> str:
+    if timing.kind is Kind.OTHER:
+        return str(task.scheduler or "no schedule")
+    try:
+        return timing.in_words()
+    except ValueError:  # a crontab stored by other means that we would refuse
+        return str(task.scheduler)
+
+
+def schedule_rows(*, now: datetime | None = None) -> list[ScheduleRow]:
+    """Every schedule, by name, with its last run (one query for all of them)."""
+    last_run_ids = Run.objects.filter(schedule_name=OuterRef("name")).order_by("-queued_at", "-id")
+    tasks = list(
+        PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar")
+        .annotate(last_run_id=Subquery(last_run_ids.values("id")[:1]))
+        .order_by("name")
+    )
+    runs = Run.objects.in_bulk([t.last_run_id for t in tasks if t.last_run_id is not None])
+    markers = {
+        m.periodic_task_id: m
+        for m in DeclaredSchedule.objects.filter(periodic_task__in=[t.pk for t in tasks])
+    }
+    return [_row(t, runs.get(t.last_run_id), markers.get(t.pk), now) for t in tasks]
+
+
+@dataclass(frozen=True)
+class ScheduleDetail:
+    row: ScheduleRow
+    recent_runs: list[Run]
+    audit: list[AuditEntry]
+    params: dict[str, Any]  # sensitive values masked
+
+
+def schedule_detail(pk: int, *, now: datetime | None = None) -> ScheduleDetail | None:
+    task = (
+        PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar")
+        .filter(pk=pk)
+        .first()
+    )
+    if task is None:
+        return None
+    runs = list(
+        Run.objects.filter(schedule_name=task.name).order_by("-queued_at", "-id")[:RECENT_RUNS]
+    )
+    marker = DeclaredSchedule.objects.filter(periodic_task=task).first()
+    entries = AuditEntry.objects.filter(target_type="schedule", target_id=str(task.pk))
+    return ScheduleDetail(
+        row=_row(task, runs[0] if runs else None, marker, now),
+        recent_runs=runs,
+        audit=list(entries.order_by("-created_at", "-id")[:50]),
+        params=_masked_params(task),
+    )
+
+
+def _masked_params(task: PeriodicTask) -> dict[str, Any]:
+    params = definition_of(task).params
+    spec = find_job(task.task)
+    return spec.mask(params) if spec is not None else params

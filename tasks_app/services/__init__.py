@@ -1,0 +1,49 @@
+"""Write actions, named <entity>_<verb>. Permission checks live here, so every way in (pages,
+API, admin, code) gets the same rules; every action writes an audit entry."""
+
+from ..jobs.errors import BrokerUnavailable
+from ..jobs.params import ParamsError
+from .common import Actor, ServiceError
+from .runs import (
+    BulkLimitExceeded,
+    BulkOutcome,
+    InvalidOptions,
+    LaunchOptions,
+    NotRetriable,
+    job_launch,
+    run_cancel,
+    run_retry,
+    runs_cancel_bulk,
+    runs_retry_bulk,
+)
+from .schedules import (
+    InvalidSchedule,
+    schedule_delete,
+    schedule_reset,
+    schedule_run_now,
+    schedule_save,
+    schedules_toggle,
+)
+
+__all__ = [
+    "Actor",
+    "BrokerUnavailable",
+    "BulkLimitExceeded",
+    "BulkOutcome",
+    "InvalidOptions",
+    "InvalidSchedule",
+    "LaunchOptions",
+    "NotRetriable",
+    "ParamsError",
+    "ServiceError",
+    "job_launch",
+    "run_cancel",
+    "run_retry",
+    "runs_cancel_bulk",
+    "runs_retry_bulk",
+    "schedule_delete",
+    "schedule_reset",
+    "schedule_run_now",
+    "schedule_save",
+    "schedules_toggle",
+]
