@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",  # serves the API docs page's Swagger UI from static files, not a CDN
     "template_partials",
     "django_celery_beat",
     "django_celery_results",
@@ -288,5 +289,7 @@ TASKDECK_BULK_LIMIT = env_int("TASKDECK_BULK_LIMIT", 1000)
 # Keys that seal sensitive job parameters at rest and in messages (tasks_app.jobs.sealing);
 # empty: derived from SECRET_KEY (and SECRET_KEY_FALLBACKS). The first one seals, all open.
 TASKDECK_SEALING_KEYS = [k for k in env_str("TASKDECK_SEALING_KEYS", "").split(",") if k.strip()]
+# The largest request body the JSON API reads (larger: 413, before anything is parsed).
+TASKDECK_API_MAX_BODY_BYTES = env_int("TASKDECK_API_MAX_BODY_BYTES", 64 * 1024)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "taskdeck@localhost")

@@ -1,8 +1,10 @@
-"""URLs: Django's login, the admin, and Taskdeck's pages."""
+"""URLs: Django's login, the admin, Taskdeck's JSON API and its pages."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+
+from tasks_app.api.app import api
 
 urlpatterns = [
     # Not redirect_authenticated_user: a signed-in user who is not staff must be able to sign in
@@ -10,5 +12,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
     path("", include("tasks_app.urls")),
 ]

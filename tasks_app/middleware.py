@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 # URL names a signed-in non-staff user may still reach (to sign in as someone else, or out).
 SIGN_IN_AND_OUT = frozenset({"login", "logout"})
+API_NAMESPACE = "taskdeck_api"
 
 
 class StaffRequiredMiddleware(LoginRequiredMiddleware):
@@ -27,9 +28,11 @@ class StaffRequiredMiddleware(LoginRequiredMiddleware):
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> HttpResponseBase | None:
+        match = request.resolver_match
+        if match is not None and API_NAMESPACE in match.namespaces:
+            return None  # the API answers for itself: 401/403 JSON, never a login redirect
         user = request.user
         if user.is_authenticated and not user.is_staff:
-            match = request.resolver_match
             if match is None or match.url_name not in SIGN_IN_AND_OUT:
                 raise PermissionDenied("Taskdeck is for staff users only.")
             return None

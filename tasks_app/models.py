@@ -51,7 +51,8 @@ class Run(models.Model):
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # Who or what launched it, in words: a username, "token:<name>", the schedule's name, "code".
+    # Who or what launched it, in words: a username, "<username> (token <name>)", the schedule's
+    # name, "code".
     actor_label = models.CharField(max_length=255, blank=True)
     schedule_name = models.CharField(max_length=255, blank=True)  # indexed below, with time
     retry_of = models.ForeignKey(
@@ -181,3 +182,39 @@ class DeclaredSchedule(models.Model):
     def __str__(self) -> str:
         return f"{self.periodic_task_id} ({self.origin})"
 
+
+class ApiToken(models.Model):
+    """A personal API token: `Authorization: Bearer <token>` acts as its user, with exactly the
+    user's permissions. The token itself is shown once, when issued (`tasks_app.tokens`), and
+    never stored: only its SHA-256 digest is.
+
+    A plain, fast hash is right here, unlike for passwords: a token is 32 random bytes from
+    `secrets`, so nobody can guess it or brute-force it from a leaked digest whatever the hash
+    costs (a slow hash only protects guessable, human-chosen secrets), while a deliberately slow
+    one would add its cost to every API request. An unsalted digest also makes the lookup one
+    indexed equality match.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What the token is for.")
+    # The token's first characters ("tdk_" and 8 random hex digits, not part of the secret), shown
+    # in lists so a user can tell which token is which.
+    prefix = models.CharField(max_length=16, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)  # hex SHA-256 of the whole token
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)  # updated at most once a minute
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        """Not revoked. (Whether its user may still sign in is checked when it is used.)"""
+        return self.revoked_at is None

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import audit, jobs, overview, runs, schedules, workers
+from .views import audit, jobs, overview, runs, schedules, tokens, workers
 
 app_name = "tasks_app"
 
@@ -31,4 +31,6 @@ urlpatterns = [
     path("workers/", workers.workers, name="workers"),
     path("workers/panel/", workers.workers_panel, name="workers_panel"),
     path("audit/", audit.audit, name="audit"),
+    path("tokens/", tokens.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
 ]

@@ -1,15 +1,19 @@
-"""Every non-static URL is for staff only: anonymous -> login page, signed-in non-staff -> 403."""
+"""Every non-static URL is for staff only: anonymous -> login page (the JSON API: 401),
+signed-in non-staff -> 403 (the API, which takes only tokens: a non-staff user's token -> 403)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+
+from tasks_app.tokens import issue_token
 
 # Pages whose job is to let you log in; they answer everybody.
 LOGIN_PAGES = {"/login/", "/admin/login/"}
@@ -48,7 +52,20 @@ def all_urls(
             yield path
 
 
-URLS = sorted(set(all_urls()))
+API = "/api/v1/"
+URLS = sorted(set(all_urls()) - {API})  # the API's root is no page, only a prefix
+# The API's operations answer for themselves in JSON; its document and docs page are pages.
+API_OPERATIONS = [
+    u for u in URLS if u.startswith(API) and u != API and not u.endswith(("/docs", ".json"))
+]
+
+
+def call(client: Client, url: str, **headers: str) -> Any:
+    """GET, or for an operation that only takes writes, POST an empty JSON object."""
+    response = client.get(url, headers=headers)
+    if response.status_code == 405:
+        response = client.post(url, "{}", content_type="application/json", headers=headers)
+    return response
 
 
 def test_the_enumeration_finds_the_pages_that_exist() -> None:
@@ -59,21 +76,46 @@ def test_the_enumeration_finds_the_pages_that_exist() -> None:
     assert len(URLS) > 30
 
 
+PAGES = [u for u in URLS if u not in API_OPERATIONS]
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", [u for u in URLS if u not in LOGIN_PAGES])
+@pytest.mark.parametrize("url", [u for u in PAGES if u not in LOGIN_PAGES])
 def test_anonymous_visitor_is_sent_to_the_login_page(client: Client, url: str) -> None:
     response = client.get(url)
 
+    if url.endswith("/openapi.json"):
+        assert response.status_code == 401, url
+        return
     assert response.status_code == 302, url
     assert response["Location"].split("?next=")[0] in LOGIN_PAGES, response["Location"]
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", [u for u in URLS if u not in LOGIN_PAGES | LOGOUT_PAGES])
+@pytest.mark.parametrize("url", [u for u in PAGES if u not in LOGIN_PAGES | LOGOUT_PAGES])
 def test_signed_in_user_who_is_not_staff_is_refused(client: Client, url: str) -> None:
     client.force_login(User.objects.create_user("visitor", password="x-Secret-123"))
 
     assert client.get(url).status_code == 403, url
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", API_OPERATIONS)
+def test_api_without_a_token_is_401_even_with_a_session(client: Client, url: str) -> None:
+    assert call(client, url).status_code == 401, url
+    client.force_login(User.objects.create_superuser("boss", password="x-Secret-123"))
+    assert call(client, url).status_code == 401, url  # cookies never act through the API
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", API_OPERATIONS)
+def test_api_token_of_a_user_who_is_not_staff_is_403(client: Client, url: str) -> None:
+    raw = issue_token(User.objects.create_user("visitor", password="x-Secret-123"), "t")[1]
+    assert call(client, url, Authorization=f"Bearer {raw}").status_code == 403, url
+
+
+def test_every_api_operation_is_enumerated() -> None:
+    assert len(API_OPERATIONS) >= 10
 
 
 @pytest.mark.django_db

@@ -1,0 +1,1 @@
+"""The JSON API (django-ninja); see `app.py`."""

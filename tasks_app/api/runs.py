@@ -1,0 +1,177 @@
+"""Runs: launch, history, one run, cancel, retry (one or many)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+
+from .. import selectors, services
+from ..jobs.errors import UnknownJob
+from ..models import Run, RunSource
+from ..selectors import RunFilter
+from .auth import actor
+from .errors import ApiError, field_errors, responses
+from .schemas import (
+    BulkRetryIn,
+    BulkRetryOut,
+    CancelIn,
+    CancelOut,
+    RunCreateIn,
+    RunFilterIn,
+    RunOut,
+    RunPageOut,
+    run_summary,
+)
+
+router = Router(tags=["runs"])
+
+
+class RunQuery(RunFilterIn):
+    cursor: str | None = None
+    limit: int = 50
+
+
+def run_out(task_id: str) -> dict[str, Any]:
+    detail = selectors.run_detail(task_id)
+    if detail is None:
+        raise ApiError(404, f"No run {task_id}.")
+    run = detail.run
+    return {
+        **run_summary(run),
+        "params": detail.params,
+        "args": list(run.args or []),
+        "priority": run.priority,
+        "eta": run.eta,
+        "worker": run.worker,
+        "attempts": run.attempts,
+        "retries": run.retries,
+        "duration_seconds": detail.duration_seconds,
+        "progress": detail.progress.__dict__,
+        "result": detail.result_data,
+        "error": run.error,
+        "traceback": detail.traceback,
+        "retry_of": run.retry_of.task_id if run.retry_of else None,
+        "root": run.root.task_id if run.root else None,
+        "retried_by": [r.task_id for r in detail.retried_by],
+        "cancel_requested_at": run.cancel_requested_at,
+        "cancel_requested_by": run.cancel_requested_by,
+    }
+
+
+def to_filter(data: RunFilterIn) -> RunFilter:
+    if data.since and data.until and data.since >= data.until:
+        raise ApiError(400, "Invalid filter.", {"until": ["Must be after since."]})
+    return RunFilter(
+        states=tuple(data.state),
+        job_name=data.job.strip(),
+        source=data.source,
+        actor_label=data.launched_by.strip(),
+        schedule_name=data.schedule.strip(),
+        since=data.since,
+        until=data.until,
+        text=data.q.strip(),
+    )
+
+
+@router.post("/runs", response=responses({201: RunOut}, 409, 503), summary="Launch a job")
+def launch(request: HttpRequest, body: RunCreateIn) -> Status[dict[str, Any]]:
+    options = services.LaunchOptions(**body.options.model_dump())
+    try:
+        run = services.job_launch(
+            body.job, body.params, actor=actor(request), options=options, source=RunSource.API
+        )
+    except UnknownJob:
+        raise ApiError(400, "Unknown job.", {"job": [f"No job named {body.job}."]}) from None
+    except services.ParamsError as error:
+        raise ApiError(400, "Invalid parameters.", field_errors("params", error.errors)) from None
+    except services.InvalidOptions as error:
+        errors = {f"options.{k}": [v] for k, v in error.errors.items()}
+        raise ApiError(400, "Invalid options.", errors) from None
+    return Status(201, run_out(run.task_id))
+
+
+@router.get("/runs", response=responses({200: RunPageOut}), summary="Run history")
+def runs(request: HttpRequest, query: Query[RunQuery]) -> dict[str, Any]:
+    unknown = sorted(set(request.GET) - set(RunQuery.model_fields))
+    if unknown:
+        raise ApiError(400, "Unknown parameters.", {k: ["Unknown parameter."] for k in unknown})
+    if not 1 <= query.limit <= 200:
+        raise ApiError(400, "Invalid limit.", {"limit": ["Between 1 and 200."]})
+    filters = to_filter(query)
+    if query.cursor and selectors.decode_cursor(query.cursor) is None:
+        raise ApiError(400, "Invalid cursor.", {"cursor": ["Not a cursor from this API."]})
+    page = selectors.runs_page(filters, query.cursor, size=query.limit)
+    return {"items": [run_summary(r) for r in page.runs], "next_cursor": page.next_cursor}
+
+
+# Before "/runs/{task_id}": Django would take "retry" for a task id.
+@router.post(
+    "/runs/retry",
+    response=responses({200: BulkRetryOut}, 503),
+    summary="Retry many runs",
+    description=(
+        "Give `task_ids`, or a `filter` to retry every failed, cancelled or lost run matching "
+        f"it; at most {settings.TASKDECK_BULK_LIMIT} at once (more is a 400)."
+    ),
+)
+def retry_many(request: HttpRequest, body: BulkRetryIn) -> dict[str, Any]:
+    if (body.task_ids is None) == (body.filter is None):
+        raise ApiError(400, "Give task_ids or filter.", {"task_ids": ["Give this or filter."]})
+    try:
+        if body.task_ids is not None:
+            ids = list(Run.objects.filter(task_id__in=body.task_ids).values_list("pk", flat=True))
+            outcome = services.runs_retry_bulk(actor=actor(request), ids=ids)
+        else:
+            assert body.filter is not None
+            outcome = services.runs_retry_bulk(actor=actor(request), filters=to_filter(body.filter))
+    except services.BulkLimitExceeded as error:
+        raise ApiError(400, str(error), {"filter": [str(error)]}) from None
+    return {
+        "retried": [run_summary(r) for r in outcome.done],
+        "skipped": [{"task_id": r.task_id, "reason": why} for r, why in outcome.skipped],
+    }
+
+
+@router.get("/runs/{task_id}", response=responses({200: RunOut}, 404), summary="One run")
+def run(request: HttpRequest, task_id: str) -> dict[str, Any]:
+    return run_out(task_id)
+
+
+@router.get(
+    "/runs/retry",
+    response=responses({200: RunOut}, 404),
+    summary="One run, whose task id is `retry`",
+    description="The bulk retry's path read as `GET /runs/{task_id}` (a 404, in practice).",
+)
+def run_named_retry(request: HttpRequest) -> dict[str, Any]:
+    """Django matches the path before the method, so GET here must answer as for a task id."""
+    return run_out("retry")
+
+
+@router.post(
+    "/runs/{task_id}/cancel", response=responses({200: CancelOut}, 404), summary="Cancel a run"
+)
+def cancel(request: HttpRequest, task_id: str, body: CancelIn) -> dict[str, Any]:
+    target = _run(task_id)
+    outcome = services.run_cancel(target, actor=actor(request), terminate=body.terminate)
+    return {"outcome": outcome.value, "run": run_out(task_id)}
+
+
+@router.post(
+    "/runs/{task_id}/retry",
+    response=responses({201: RunOut}, 404, 409, 503),
+    summary="Retry a run with the same parameters",
+)
+def retry(request: HttpRequest, task_id: str) -> Status[dict[str, Any]]:
+    new = services.run_retry(_run(task_id), actor=actor(request))
+    return Status(201, run_out(new.task_id))
+
+
+def _run(task_id: str) -> Run:
+    found = Run.objects.filter(task_id=task_id).first()
+    if found is None:
+        raise ApiError(404, f"No run {task_id}.")
+    return found

@@ -1,0 +1,195 @@
+"""Schedules: list, create, read, change, delete, and run one now."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from django.http import HttpRequest
+from django_celery_beat.models import PeriodicTask
+from ninja import Router, Status
+
+from .. import selectors, services
+from ..jobs.params import MASK
+from ..jobs.registry import find_job
+from ..schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
+from ..selectors import ScheduleRow
+from .auth import actor
+from .errors import ApiError, field_errors, responses
+from .runs import run_out
+from .schemas import RunOut, ScheduleIn, ScheduleOut, SchedulePatchIn, TimingIn
+
+router = Router(tags=["schedules"])
+
+TIMING_FIELDS = frozenset({"kind", "cron", "timezone", "every", "period", "run_at"})
+
+
+def schedule_out(row: ScheduleRow) -> dict[str, Any]:
+    task = row.task
+    timing = row.timing
+    params = definition_of(task).params
+    last = row.last_run
+    return {
+        "id": task.pk,
+        "name": task.name,
+        "job": task.task,
+        "params": row.spec.mask(params) if row.spec is not None else params,
+        "timing": {
+            "kind": timing.kind.value,
+            "cron": timing.cron,
+            "timezone": timing.timezone,
+            "every": timing.every,
+            "period": timing.period,
+            "run_at": timing.run_at,
+            "words": row.words,
+        },
+        "description": task.description,
+        "enabled": task.enabled,
+        "start_time": task.start_time,
+        "expires": task.expires,
+        "one_off": task.one_off,
+        "queue": task.queue or "",
+        "declared": row.declaration.origin if row.declaration is not None else None,
+        "edited": row.edited,
+        "next_fire_times": [t.at for t in row.upcoming.times],
+        "last_run": (
+            {"task_id": last.task_id, "state": last.state, "queued_at": last.queued_at}
+            if last is not None
+            else None
+        ),
+        "last_fired_at": task.last_run_at,
+        "total_run_count": task.total_run_count,
+    }
+
+
+def _out(pk: int) -> dict[str, Any]:
+    detail = selectors.schedule_detail(pk)
+    if detail is None:
+        raise ApiError(404, f"No schedule {pk}.")
+    return schedule_out(detail.row)
+
+
+def _task(pk: int) -> PeriodicTask:
+    task: PeriodicTask | None = PeriodicTask.objects.filter(pk=pk).first()
+    if task is None:
+        raise ApiError(404, f"No schedule {pk}.")
+    return task
+
+
+def _timing(data: TimingIn) -> Timing:
+    return Timing(
+        kind=Kind(data.kind),
+        cron=" ".join(data.cron.split()),
+        timezone=data.timezone,
+        every=data.every,
+        period=data.period,
+        run_at=data.run_at,
+    )
+
+
+def _keep_secrets(
+    params: dict[str, Any], job: str, stored: ScheduleDefinition | None
+) -> dict[str, Any]:
+    """A masked value sent back (as GET shows it) keeps the stored secret."""
+    spec = find_job(job)
+    if spec is None or stored is None or stored.job != job:
+        return params
+    kept = dict(params)
+    for name in spec.sensitive:
+        if kept.get(name) == MASK and name in stored.params:
+            kept[name] = stored.params[name]
+    return kept
+
+
+def _save(
+    definition: ScheduleDefinition, request: HttpRequest, task: PeriodicTask | None
+) -> PeriodicTask:
+    try:
+        return services.schedule_save(definition, actor=actor(request), task=task)
+    except services.InvalidSchedule as error:
+        errors = {
+            f"timing.{name}" if name in TIMING_FIELDS else name: [message]
+            for name, message in error.errors.items()
+        }
+        raise ApiError(400, "Invalid schedule.", errors) from None
+    except services.ParamsError as error:
+        raise ApiError(400, "Invalid parameters.", field_errors("params", error.errors)) from None
+
+
+@router.get("/schedules", response=responses({200: list[ScheduleOut]}), summary="All schedules")
+def schedules(request: HttpRequest) -> list[dict[str, Any]]:
+    return [schedule_out(row) for row in selectors.schedule_rows()]
+
+
+@router.post("/schedules", response=responses({201: ScheduleOut}), summary="Create a schedule")
+def create(request: HttpRequest, body: ScheduleIn) -> Status[dict[str, Any]]:
+    definition = ScheduleDefinition(
+        name=body.name,
+        job=body.job,
+        timing=_timing(body.timing),
+        params=body.params,
+        description=body.description,
+        enabled=body.enabled,
+        start_time=body.start_time,
+        expires=body.expires,
+        one_off=body.one_off,
+        queue=body.queue,
+    )
+    task = _save(definition, request, None)
+    return Status(201, _out(task.pk))
+
+
+@router.get("/schedules/{pk}", response=responses({200: ScheduleOut}, 404), summary="One schedule")
+def schedule(request: HttpRequest, pk: int) -> dict[str, Any]:
+    return _out(pk)
+
+
+@router.patch(
+    "/schedules/{pk}", response=responses({200: ScheduleOut}, 404), summary="Change a schedule"
+)
+def change(request: HttpRequest, pk: int, body: SchedulePatchIn) -> dict[str, Any]:
+    task = _task(pk)
+    stored = definition_of(task)
+    given = body.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {k: v for k, v in given.items() if k not in ("timing", "params")}
+    if body.timing is not None:
+        changes["timing"] = _timing(body.timing)
+    job = changes.get("job") or stored.job
+    if body.params is not None:
+        changes["params"] = _keep_secrets(body.params, job, stored)
+    elif job != stored.job:
+        changes["params"] = {}  # another job: its own defaults, not the old job's values
+    for key in ("name", "description", "queue", "job"):
+        if changes.get(key) is None:
+            changes.pop(key, None)
+    if given.get("enabled") is None:
+        changes.pop("enabled", None)
+    if given.get("one_off") is None:
+        changes.pop("one_off", None)
+    saved = _save(replace(stored, **changes), request, task)
+    return _out(saved.pk)
+
+
+@router.delete(
+    "/schedules/{pk}", response=responses({204: None}, 404, 409), summary="Delete a schedule"
+)
+def delete(request: HttpRequest, pk: int) -> Status[None]:
+    try:
+        services.schedule_delete(_task(pk), actor=actor(request))
+    except services.ServiceError as error:
+        raise ApiError(409, str(error)) from None
+    return Status(204, None)
+
+
+@router.post(
+    "/schedules/{pk}/run",
+    response=responses({201: RunOut}, 404, 409, 503),
+    summary="Run a schedule's job now, with its parameters",
+)
+def run_now(request: HttpRequest, pk: int) -> Status[dict[str, Any]]:
+    try:
+        run = services.schedule_run_now(_task(pk), actor=actor(request))
+    except services.ParamsError as error:
+        detail = "The schedule's parameters are not valid for its job."
+        raise ApiError(409, detail, field_errors("params", error.errors)) from None
+    return Status(201, run_out(run.task_id))

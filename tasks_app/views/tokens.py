@@ -1,0 +1,73 @@
+"""API tokens: the signed-in user's tokens, creating one (shown once) and revoking one."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .. import tokens as token_store
+from ..models import ApiToken
+from ..services import tokens as token_services
+from ..services.common import ServiceError
+from ..types import HtmxHttpRequest
+from .common import actor_for
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=token_services.NAME_MAX,
+        help_text="What it is for, e.g. “CI deploys” or “nightly report script”.",
+    )
+
+
+@never_cache  # Cache-Control: no-store, among others: the new token must not stay in a cache
+@require_http_methods(["GET", "POST"])
+def tokens(request: HtmxHttpRequest) -> HttpResponse:
+    """The list and the create form. A created token is shown once, in the POST's own answer
+    (201, no redirect), so it is never kept in the session or anywhere else."""
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    created: ApiToken | None = None
+    raw = ""
+    status = 200
+    if form.is_bound:
+        status = 400
+        if form.is_valid():
+            try:
+                created, raw = token_services.token_create(
+                    actor=actor_for(request), name=form.cleaned_data["name"]
+                )
+            except ServiceError as error:
+                form.add_error("name", str(error))
+            else:
+                status = 201
+                form = TokenForm()
+    context = {
+        "form": form,
+        "tokens": token_store.tokens_of(request.user),
+        "created": created,
+        "raw_token": raw,
+        "max_active": token_services.MAX_ACTIVE_TOKENS,
+    }
+    return render(request, "tasks_app/tokens.html", context, status=status)
+
+
+@require_POST
+def token_revoke(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    token = ApiToken.objects.select_related("user").filter(pk=pk).first()
+    if token is None:
+        raise Http404("No such token.")
+    try:
+        # Someone else's token: PermissionDenied, a 403.
+        changed = token_services.token_revoke(token, actor=actor_for(request))
+    except ServiceError as error:
+        messages.error(request, str(error))
+    else:
+        if changed:
+            messages.success(request, f"Revoked token {token.name} ({token.prefix}…).")
+        else:
+            messages.info(request, f"Token {token.name} ({token.prefix}…) was already revoked.")
+    return redirect("tasks_app:tokens")
