@@ -230,9 +230,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 TASKDECK_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASKDECK_VISIBILITY_TIMEOUT}
 # A worker that loses the broker cancels its running late-ack tasks: the broker will redeliver
-# them, so finishing them would run them twice.
+# them, so finishing them would run them twice. (Redis redelivers only after the visibility
+# timeout: the reaper re-queues them long before, see tasks_app.jobs.request.)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Take a message only when a pool process is free (Redis only). A message a worker holds
+# unacknowledged in memory goes back to the queue only after the visibility timeout when the
+# worker dies or loses Redis, so prefetched runs would wait 12 hours (or forever).
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # JSON only, never pickle: a message is data, not code.

@@ -15,12 +15,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from celery import states
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
 
 from . import lifecycle
+from .db import drop_if_broken
 from .jobs.registry import find_job
 from .jobs.task import start_outcomes
 from .models import Run, RunSource, RunState
@@ -40,6 +41,16 @@ TASK_RESULT_COLUMNS = (
 
 
 class LedgerBackend(DatabaseBackend):
+    def exception_safe_to_retry(self, exc: Exception) -> bool:
+        """With CELERY_RESULT_BACKEND_ALWAYS_RETRY, Celery retries storing a state when this
+        says yes. django-celery-results says yes to InterfaceError only, but psycopg 3 reports
+        a connection the server terminated as OperationalError ("the connection is closed"),
+        and the result would be lost: retry on a new connection whenever the old one is
+        broken. Every store is a conditional UPDATE plus an upsert, so a retry is harmless."""
+        if isinstance(exc, OperationalError | InterfaceError) and drop_if_broken():
+            return True
+        return bool(super().exception_safe_to_retry(exc))
+
     def _store_result(
         self,
         task_id: str,

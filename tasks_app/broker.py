@@ -103,6 +103,9 @@ def _worker(name: str, stats: dict[str, Any], active: list[Any], queues: list[An
 def queue_depths(names: tuple[str, ...] = QUEUES) -> list[QueueDepth]:
     """Messages waiting in each queue (all priority levels), as the broker reports them."""
     with current_app.connection_for_read() as connection:
+        # One attempt: a broker that is down is reported at once, not after kombu's retries
+        # (about 6 s), which would hold a web worker on every poll of the workers panel.
+        connection.ensure_connection(max_retries=0)
         channel: Any = connection.default_channel  # kombu's virtual channel (queue_declare)
         depths = []
         for name in names:

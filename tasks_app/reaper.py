@@ -18,7 +18,7 @@ from django.conf import settings
 from . import lifecycle
 from .backend import ledger_backend
 from .jobs.registry import find_job
-from .models import AuditEntry, Run
+from .models import AuditEntry, Run, RunState
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,31 @@ def reap(lost_after: float | None = None) -> ReapOutcome:
             outcome.lost.append(run.task_id)
             _audit("run.lost", run, message)
     return outcome
+
+
+def record_worker_lost(task_id: str, reason: str, *, redelivered: bool) -> None:
+    """A worker's pool process died running this run (OOM killer, SIGKILL, a crash), and
+    Celery's main process noticed at once (WorkerLostError): the same verdict the reaper gives
+    a silent run, without waiting for it. `redelivered`: Celery puts the message back in the
+    queue (an idempotent job, late-acknowledged with reject_on_worker_lost).
+
+    An idempotent run is re-queued once; when it dies again it is LOST, and the delivery Celery
+    makes anyway is refused at start (final runs never start), so a job that kills its process
+    every time is not run in an endless loop. Any other run is LOST (Celery would record a plain
+    FAILURE). Nothing happens to a run that is not running (already final, or not started)."""
+    running = [RunState.STARTED, RunState.PROGRESS]
+    run = Run.objects.filter(task_id=task_id, state__in=running).first()
+    if run is None:
+        return
+    worker = f" on worker {run.worker}" if run.worker else ""
+    requeued = f"Worker lost ({reason}{worker}); re-queued once."
+    if redelivered and lifecycle.mark_requeued(task_id, error=requeued):
+        _audit("run.requeue", run, requeued)
+        return
+    again = " again" if redelivered else ""
+    message = f"Worker lost{again}: {reason}{worker}."
+    if ledger_backend().record_lost(task_id, message):
+        _audit("run.lost", run, message)
 
 
 def _requeue(run: Run, message: str) -> bool:

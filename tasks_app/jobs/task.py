@@ -71,6 +71,8 @@ start_outcomes = _StartOutcomes()
 
 class TaskdeckTask(Task):  # type: ignore[type-arg]
     track_started = True
+    # What happens when a pool process dies running the task (tasks_app.jobs.request).
+    Request = "tasks_app.jobs.request:TaskdeckRequest"
 
     def apply_async(
         self,
@@ -233,16 +235,30 @@ class LedgerProgressStore(ProgressStore):
         self.retries = retries
 
     def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
-        from .. import lifecycle
+        from django.db import InterfaceError, OperationalError
 
-        return lifecycle.mark_progress(
-            self.task_id,
-            retries=self.retries,
-            done=snapshot.done,
-            total=snapshot.total,
-            message=snapshot.message,
-            new_log_lines=log_lines,
-        )
+        from .. import lifecycle
+        from ..db import drop_if_broken
+
+        def write() -> bool:
+            return lifecycle.mark_progress(
+                self.task_id,
+                retries=self.retries,
+                done=snapshot.done,
+                total=snapshot.total,
+                message=snapshot.message,
+                new_log_lines=log_lines,
+            )
+
+        try:
+            return write()
+        except (InterfaceError, OperationalError):
+            # The database dropped the connection (a restart, a failover): a progress write
+            # must not fail the job for that. Once, on a new connection; any other error stands.
+            if not drop_if_broken():
+                raise
+            logger.warning("Progress of %s: database connection lost, reconnecting", self.task_id)
+            return write()
 
     def save_artifact(self, filename: str, content: bytes) -> str:
         from .. import lifecycle
