@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -87,6 +88,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "csp",
+    "axes",
     "django_htmx",
     "ninja",  # serves the API docs page's Swagger UI from static files, not a CDN
     "template_partials",
@@ -97,6 +100,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -106,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a refused (throttled) login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -201,6 +207,52 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp) on every response: scripts and styles only from this
+# site's own files, so no inline <script>, on*= handler, style= attribute or <style> block runs,
+# and no eval (htmx runs with allowEval off: see base.html's htmx-config). The admin, the API
+# docs (Swagger UI from ninja's static files) and the dashboard all keep to it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],  # data: for the admin's and Swagger UI's icons in CSS
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- Login throttling (django-axes): after TASKDECK_LOGIN_FAILURE_LIMIT failed logins for one
+# username, or from one address, further attempts are refused (429, with a page saying how
+# long) until TASKDECK_LOGIN_LOCKOUT_MINUTES pass; a successful login clears the count. Counts
+# live in the database, so every web process shares them. Covers the login page and the admin's
+# (every `authenticate` with a request); the JSON API takes only 256-bit tokens.
+AUTHENTICATION_BACKENDS = [
+    "dashboard.security.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("TASKDECK_LOGIN_FAILURE_LIMIT", 5)
+# In hours; a float rather than a timedelta, as Celery's `inspect conf` may JSON-encode settings.
+AXES_COOLOFF_TIME = env_int("TASKDECK_LOGIN_LOCKOUT_MINUTES", 15) / 60
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt during the cool-off does not extend it: the page's "try again in" holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+# Failed attempts are kept (admin: Axes > Access attempts, or `manage.py axes_reset`); a row
+# per successful login would only grow.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_CLIENT_IP_CALLABLE = "dashboard.security.client_ip"
+AXES_VERBOSE = False  # no banner from every process (worker, beat, manage.py)
+# Reverse proxies in front of the web server that append the client's address to
+# X-Forwarded-For (0: none, the connection's address is the client's).
+TASKDECK_TRUSTED_PROXIES = env_int("TASKDECK_TRUSTED_PROXIES", 0)
 
 LOGGING = {
     "version": 1,

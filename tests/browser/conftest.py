@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,17 @@ def page(browser: Browser, live_server: LiveServer, page_watch: PageWatch) -> It
     context.close()
     if page_watch.errors:
         pytest.fail(f"Script errors in the page: {page_watch.errors}")
+
+
+def wait_for_js(page: Page, expression: str, timeout_ms: float = ACTION_TIMEOUT_MS) -> None:
+    """Wait until `expression` is truthy in the page. Playwright's own `wait_for_function`
+    evaluates its predicate with eval inside the page, which the Content-Security-Policy refuses
+    (no 'unsafe-eval'); `evaluate` runs it from outside, as the browser's devtools do."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Still false after {timeout_ms / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(100)
 
 
 @pytest.fixture

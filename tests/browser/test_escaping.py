@@ -7,7 +7,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tasks_app.models import AuditEntry, Run, RunSource, RunState
-from tests.browser.conftest import PageWatch
+from tests.browser.conftest import PageWatch, wait_for_js
 
 IMG = '<img src=x onerror="window.__xss=1">'
 SCRIPT = "<script>window.__xss=1</script>"
@@ -69,7 +69,7 @@ def test_hostile_strings_are_shown_as_text_and_never_run(
     # The active run's page: its status region is swapped in by htmx every second.
     page.goto(f"/runs/{running.task_id}/")
     page.evaluate(WATCH_SWAPS)
-    page.wait_for_function("window.__swaps >= 2")
+    wait_for_js(page, "window.__swaps >= 2")
     expect(page.locator("#live .progress-message")).to_have_text(HOSTILE)
     assert_no_script_ran(page, page_watch, "the running run's page, after htmx swaps")
 
@@ -77,14 +77,14 @@ def test_hostile_strings_are_shown_as_text_and_never_run(
     page.goto("/runs/")
     expect(page.locator("#rows tr")).to_have_count(2)
     page.evaluate(WATCH_SWAPS)
-    page.wait_for_function("window.__swaps >= 1")
+    wait_for_js(page, "window.__swaps >= 1")
     expect(page.locator("#rows tr").first).to_contain_text(HOSTILE)
     assert_no_script_ran(page, page_watch, "the runs list")
 
     page.goto("/")
     expect(page.locator("#active-runs")).to_contain_text(HOSTILE)
     page.evaluate(WATCH_SWAPS)
-    page.wait_for_function("window.__swaps >= 1")
+    wait_for_js(page, "window.__swaps >= 1")
     expect(page.locator("section[aria-labelledby=failures-title]")).to_contain_text(IMG)
     assert_no_script_ran(page, page_watch, "the overview")
 

@@ -92,7 +92,7 @@ def test_a_valid_launch_lands_on_the_new_runs_page(boss: Client, broker: str) ->
     assert run.eta is not None
     page = boss.get(response["Location"]).content.decode()
     assert "Demo: progress" in page
-    assert "every 1s [document.visibilityState" in page  # queued: the page polls
+    assert 'hx-trigger="every 1s" data-poll' in page  # queued: the page polls (while visible)
     from tasks_app import services
     from tasks_app.services import Actor
 

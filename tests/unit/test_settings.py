@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -118,3 +119,119 @@ def test_allowed_hosts_come_from_a_comma_separated_list(
     monkeypatch.setenv("ALLOWED_HOSTS", env_value)
 
     assert env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]") == expected
+
+
+SECURITY_SETTINGS = (
+    "HTTPS", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY", "CSRF_COOKIE_HTTPONLY", "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_CONTENT_TYPE_NOSNIFF", "X_FRAME_OPTIONS",
+    "SECURE_REFERRER_POLICY", "SECURE_CROSS_ORIGIN_OPENER_POLICY", "SECURE_PROXY_SSL_HEADER",
+    "AXES_FAILURE_LIMIT", "AXES_COOLOFF_TIME",
+)  # fmt: skip
+
+
+def security_settings(tmp_path: Path, **env: str) -> dict[str, object]:
+    names = ", ".join(repr(n) for n in SECURITY_SETTINGS)
+    code = (
+        "import json; from django.conf import settings;"
+        f"print(json.dumps({{n: getattr(settings, n, None) for n in ({names})}}))"
+    )
+    result = manage(
+        "shell", "--no-imports", "-c", code, env={**PRODUCTION, **env}, tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    values: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return values
+
+
+def test_production_is_https_only_with_secure_cookies_and_hsts(tmp_path: Path) -> None:
+    values = security_settings(tmp_path)
+
+    assert values == {
+        "HTTPS": True, "SECURE_SSL_REDIRECT": True, "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True, "SESSION_COOKIE_HTTPONLY": True, "CSRF_COOKIE_HTTPONLY": True,
+        "SECURE_HSTS_SECONDS": 31_536_000, "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_CONTENT_TYPE_NOSNIFF": True, "X_FRAME_OPTIONS": "DENY",
+        "SECURE_REFERRER_POLICY": "same-origin", "SECURE_CROSS_ORIGIN_OPENER_POLICY": "same-origin",
+        "SECURE_PROXY_SSL_HEADER": None,  # no proxy is trusted unless told
+        "AXES_FAILURE_LIMIT": 5, "AXES_COOLOFF_TIME": 0.25,  # hours
+    }  # fmt: skip
+
+
+def test_a_trusted_proxy_and_the_throttle_come_from_the_environment(tmp_path: Path) -> None:
+    values = security_settings(
+        tmp_path, TRUST_X_FORWARDED_PROTO="true", TASKDECK_LOGIN_FAILURE_LIMIT="10",
+        TASKDECK_LOGIN_LOCKOUT_MINUTES="30", SECURE_HSTS_SECONDS="600",
+    )  # fmt: skip
+
+    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert (values["AXES_FAILURE_LIMIT"], values["AXES_COOLOFF_TIME"]) == (10, 0.5)
+    assert values["SECURE_HSTS_SECONDS"] == 600
+
+
+def test_a_plain_http_trial_turns_the_https_settings_off(tmp_path: Path) -> None:
+    values = security_settings(tmp_path, HTTPS="false")
+
+    assert values["SECURE_SSL_REDIRECT"] is False
+    assert values["SESSION_COOKIE_SECURE"] is values["CSRF_COOKIE_SECURE"] is False
+    assert values["SECURE_HSTS_SECONDS"] == 0
+    assert values["SESSION_COOKIE_HTTPONLY"] is True  # whatever the scheme
+
+
+def test_check_deploy_is_clean_behind_a_proxy_too(tmp_path: Path) -> None:
+    env = {**PRODUCTION, "TRUST_X_FORWARDED_PROTO": "true", "TASKDECK_TRUSTED_PROXIES": "1"}
+
+    result = manage("check", "--deploy", "--fail-level", "DEBUG", env=env, tmp_path=tmp_path)
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+# What a browser gets in production: the answers of the real middleware stack, through Django's
+# test client in a process with production settings (static files from the plain storage, as
+# nothing was collected; a throwaway SQLite database).
+PRODUCTION_RESPONSES = """
+import json
+from django.test import Client, override_settings
+from django.test.utils import setup_test_environment
+setup_test_environment()
+storages = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+with override_settings(STORAGES=storages):
+    client = Client(HTTP_HOST="taskdeck.example.com")
+    plain = client.get("/login/")
+    secure = client.get("/login/", secure=True)
+    forwarded = client.get("/login/", headers={"X-Forwarded-Proto": "https"})
+cookie = secure.cookies["csrftoken"]
+print(json.dumps({
+    "plain": [plain.status_code, plain.headers.get("Location")],
+    "forwarded": forwarded.status_code,
+    "secure": secure.status_code,
+    "hsts": secure.headers.get("Strict-Transport-Security"),
+    "csp": secure.headers.get("Content-Security-Policy"),
+    "frame": secure.headers.get("X-Frame-Options"),
+    "nosniff": secure.headers.get("X-Content-Type-Options"),
+    "referrer": secure.headers.get("Referrer-Policy"),
+    "cookie": {"secure": cookie["secure"], "httponly": cookie["httponly"],
+               "samesite": cookie["samesite"]},
+}))
+"""
+
+
+def test_production_answers_redirect_to_https_and_send_hsts_and_secure_cookies(
+    tmp_path: Path,
+) -> None:
+    env = {**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+
+    result = manage("shell", "--no-imports", "-c", PRODUCTION_RESPONSES, env=env, tmp_path=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["plain"] == [301, "https://taskdeck.example.com/login/"]
+    assert seen["forwarded"] == 301  # X-Forwarded-Proto is not trusted unless told
+    assert seen["secure"] == 200
+    assert seen["hsts"] == "max-age=31536000; includeSubDomains; preload"
+    assert "script-src 'self'" in seen["csp"]
+    assert "frame-ancestors 'none'" in seen["csp"]
+    assert (seen["frame"], seen["nosniff"], seen["referrer"]) == ("DENY", "nosniff", "same-origin")
+    assert seen["cookie"] == {"secure": True, "httponly": True, "samesite": "Lax"}
