@@ -5,7 +5,7 @@ may schedule) and that job's own parameter form (htmx swaps it when the job chan
 by the job's schema and stored as its normalised JSON kwargs. Beat's own schedule rows
 (interval, crontab, solar, clocked) and options stay as in the stock admin. The raw task name and
 JSON args/kwargs are for superusers only, on schedules of plain Celery tasks; others see those
-read-only.
+read-only. Beat's shared schedule rows have view-only admins of their own (see the end).
 
 Every write goes through the services, so the permission checks (`tasks_app.manage_schedules`,
 the job's own permission) and the audit trail with the values before and after are the
@@ -30,7 +30,14 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin as StockPeriodicTaskAdmin
 from django_celery_beat.admin import PeriodicTaskForm as StockPeriodicTaskForm
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.admin import PeriodicTaskInline
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 
 from . import services
 from .forms.schedules import job_params_form
@@ -39,7 +46,12 @@ from .jobs.registry import JobSpec, find_job
 from .lifecycle import AlreadyActive
 from .schedules.definition import definition_of
 from .services.common import Actor
-from .services.schedules import MANAGE, periodic_task_check, periodic_task_save
+from .services.schedules import (
+    MANAGE,
+    periodic_task_check,
+    periodic_task_save,
+    require_job_permission,
+)
 from .views.schedules import schedulable_jobs
 
 LAUNCH = "tasks_app.launch_job"
@@ -320,7 +332,7 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         try:
             changed = services.schedules_toggle(ids, actor=_actor(request), enabled=enabled)
-        except PermissionDenied as error:
+        except (PermissionDenied, services.ServiceError) as error:
             self.message_user(request, str(error), messages.ERROR)
             return
         verb = {True: "enabled", False: "disabled", None: "toggled"}[enabled]
@@ -374,10 +386,13 @@ def _may_edit(request: HttpRequest, task: PeriodicTask | None) -> bool:
         return False
     if task is None:
         return True
-    spec = find_job(task.task)
-    if spec is None:
+    if find_job(task.task) is None:
         return bool(request.user.is_superuser)
-    return not spec.permission or actor.has_perm(spec.permission)
+    try:
+        require_job_permission(actor, task.task)  # as every service that writes it does
+    except PermissionDenied:
+        return False
+    return True
 
 
 def _note_missing_permission(request: HttpRequest) -> None:
@@ -408,3 +423,40 @@ def _refusal(names: list[str]) -> str:
 if admin.site.is_registered(PeriodicTask):
     admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, PeriodicTaskAdmin)
+
+
+# --- beat's shared schedule rows: view only ---------------------------------------------------
+
+
+class _ReadOnlyTasksInline(PeriodicTaskInline):
+    """The schedules using a row, listed (each links to its own, service-checked, page)."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SharedScheduleRowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """A crontab, interval, clocked or solar row is shared by every schedule using it, so
+    changing or deleting it (deleting cascades to those schedules) would change them all with
+    no service check and no audit. Adding one stays possible (a new row changes no schedule),
+    so the periodic task form's "+" beside each timing still works; browsing too."""
+
+    inlines = (_ReadOnlyTasksInline,)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+for _model in (CrontabSchedule, IntervalSchedule, ClockedSchedule, SolarSchedule):
+    _stock = type(admin.site._registry[_model]) if admin.site.is_registered(_model) else None
+    _bases = (SharedScheduleRowAdmin,) if _stock is None else (SharedScheduleRowAdmin, _stock)
+    if _stock is not None:
+        admin.site.unregister(_model)
+    # The stock class's columns and fields; no change or delete.
+    admin.site.register(_model, type(f"Shared{_model.__name__}Admin", _bases, {}))

@@ -33,6 +33,7 @@ __all__ = [
     "definition_of",
     "forecast",
     "fresh_last_run",
+    "schedule_row_ids",
     "snapshot",
     "timing_of",
     "upcoming",
@@ -147,12 +148,15 @@ def write(definition: ScheduleDefinition, task: PeriodicTask | None = None) -> P
     task.expires = definition.expires
     task.queue = definition.queue or None
     task.priority = definition.priority
+    new = task._state.adding
+    rows_before = schedule_row_ids(task)
     task.interval = task.crontab = task.clocked = None
     task.solar = None
     timing = definition.timing
     if timing.kind is Kind.CRONTAB:
         expr = timing.expression()
-        task.crontab, _ = CrontabSchedule.objects.get_or_create(
+        task.crontab = _shared_row(
+            CrontabSchedule,
             minute=expr.minute,
             hour=expr.hour,
             day_of_month=expr.day_of_month,
@@ -161,17 +165,14 @@ def write(definition: ScheduleDefinition, task: PeriodicTask | None = None) -> P
             timezone=timing.timezone,
         )
     elif timing.kind is Kind.INTERVAL:
-        task.interval, _ = IntervalSchedule.objects.get_or_create(
-            every=timing.every, period=timing.period
-        )
+        task.interval = _shared_row(IntervalSchedule, every=timing.every, period=timing.period)
     elif timing.kind is Kind.ONE_OFF and timing.run_at is not None:
-        task.clocked, _ = ClockedSchedule.objects.get_or_create(clocked_time=timing.run_at)
+        task.clocked = _shared_row(ClockedSchedule, clocked_time=timing.run_at)
     else:
         raise ValueError(f"Cannot store a schedule of kind {timing.kind}")
     # A clocked schedule fires once by definition (beat refuses it otherwise).
     task.one_off = definition.one_off or timing.kind is Kind.ONE_OFF
     fields = list(_EDITED_FIELDS)
-    new = task._state.adding
     if task.enabled != definition.enabled or new:
         task.enabled = definition.enabled
         # Paused or re-enabled: count from now, as beat does for a fresh row, and let a
@@ -179,8 +180,12 @@ def write(definition: ScheduleDefinition, task: PeriodicTask | None = None) -> P
         task.last_run_at = fresh_last_run(definition)
         task.total_run_count = 0
         fields += ["enabled", "last_run_at", "total_run_count"]
-    elif definition.start_time is not None and definition.start_time > timezone.now():
-        task.last_run_at = fresh_last_run(definition)  # a new start time counts from itself
+    elif schedule_row_ids(task) != rows_before or (
+        definition.start_time is not None and definition.start_time > timezone.now()
+    ):
+        # New timing (or a new start time): count from now (or the start), not from a last
+        # run under the old timing, which beat would take as overdue and fire at once.
+        task.last_run_at = fresh_last_run(definition)
         fields.append("last_run_at")
     if new:
         task.save()  # type: ignore[no-untyped-call]  # django-celery-beat has no hints
@@ -190,17 +195,38 @@ def write(definition: ScheduleDefinition, task: PeriodicTask | None = None) -> P
     return task
 
 
-def fresh_last_run(definition: ScheduleDefinition) -> datetime | None:
-    """The last_run_at to store so beat's first fire is the schedule's first time at or after
-    its start time. Left empty, beat counts a fresh row from its change time, and for one with
-    a start time it backdates the last run by 30 years, so the first check after the start
-    fires at once, off the crontab, at whatever moment beat happens to re-read its rows."""
+def fresh_last_run(
+    definition: ScheduleDefinition, *, now: datetime | None = None
+) -> datetime | None:
+    """The last_run_at to store so beat's first fire is the schedule's first time after now
+    (or at or after a future start time). Left empty, beat (ModelEntry) counts a row from its
+    date_changed, so the caller must save that as now; but for one with a start time it
+    backdates the last run by 30 years, so the first check after the start fires at once, off
+    the schedule: with a start time, the count's origin is stored instead. (Beat ignores
+    last_run_at for a one-off, clocked schedule: it fires when its time has come.)"""
     start = definition.start_time
-    if start is None or start <= timezone.now():
+    now = now or timezone.now()
+    if start is None:
         return None
+    if start <= now:
+        return now
     if definition.timing.kind is Kind.INTERVAL:
         return start - definition.timing.step()
     return start - timedelta(seconds=1)
+
+
+def schedule_row_ids(task: PeriodicTask) -> tuple[int | None, ...]:
+    """Which beat schedule rows `task` uses: a change of them is a change of its timing
+    (shared rows themselves are never edited)."""
+    return (task.interval_id, task.crontab_id, task.clocked_id, task.solar_id)
+
+
+def _shared_row(model: Any, **values: Any) -> Any:
+    """The first row with `values`, or a new one. Not get_or_create: beat's schedule tables
+    have no unique constraint, so duplicates exist (stock beat, other tools, races) and
+    get_or_create raises MultipleObjectsReturned on them."""
+    found = model.objects.filter(**values).order_by("pk").first()
+    return found if found is not None else model.objects.create(**values)
 
 
 _EDITED_FIELDS: Final = (
@@ -279,8 +305,10 @@ def forecast(
     elif timing.kind is Kind.INTERVAL:
         if last_run_at is not None:
             first = last_run_at + timing.step()
-        elif start is not None:
-            first = start  # beat fires a fresh row with a start time at that time
+        elif start is not None and (start > now or changed_at is not None):
+            # Beat fires a stored row with a start time and no last run at that time. (One
+            # being saved with a past start counts from now: see `fresh_last_run`.)
+            first = start
         else:
             first = (changed_at or now) + timing.step()
         times = _interval_times(first, timing.step(), earliest, zone, count)

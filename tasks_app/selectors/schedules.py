@@ -12,10 +12,12 @@ from django_celery_beat.models import PeriodicTask
 
 from ..jobs.registry import JobSpec, find_job
 from ..models import AuditEntry, DeclaredSchedule, Run
+from ..schedules.cron import CronError
 from ..schedules.declared import is_edited
 from ..schedules.definition import Kind, Timing, Upcoming, definition_of, timing_of, upcoming
 
 RECENT_RUNS = 25
+CANNOT_FORECAST = "Cannot forecast"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def _row(
         spec=find_job(task.task),
         timing=timing,
         words=_words(task, timing),
-        upcoming=upcoming(task, now=now),
+        upcoming=_upcoming(task, now),
         last_run=last_run,
         declaration=marker,
         edited=marker is not None and is_edited(task, marker),
@@ -60,7 +62,17 @@ def _words(task: PeriodicTask, timing: Timing) -> str:
     try:
         return timing.in_words()
     except ValueError:  # a crontab stored by other means that we would refuse
-        return str(task.scheduler)
+        return f"cron {timing.cron} ({timing.timezone})"
+
+
+def _upcoming(task: PeriodicTask, now: datetime | None) -> Upcoming:
+    """The next fire times, or why they cannot be told: a crontab stored by older data or
+    other tools (stock beat's validator accepts `0 0 30 2 *` and day of week 7) that the
+    strict parser refuses must not take the page down."""
+    try:
+        return upcoming(task, now=now)
+    except CronError as error:
+        return Upcoming([], f"{CANNOT_FORECAST}: {error}")
 
 
 def schedule_rows(*, now: datetime | None = None) -> list[ScheduleRow]:

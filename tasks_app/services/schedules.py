@@ -34,6 +34,7 @@ from ..schedules.definition import (
     ScheduleDefinition,
     definition_of,
     fresh_last_run,
+    schedule_row_ids,
     snapshot,
     write,
 )
@@ -82,15 +83,25 @@ def schedules_toggle(
     """Enable (True), pause (False) or flip (None) the given schedules; answer those changed."""
     actor.require(MANAGE)
     changed: list[PeriodicTask] = []
+    overdue: list[str] = []
     with transaction.atomic():
-        for task in PeriodicTask.objects.select_for_update().filter(pk__in=list(ids)):
+        rows = PeriodicTask.objects.select_for_update().select_related("clocked")
+        for task in rows.filter(pk__in=list(ids)).order_by("name"):
             wanted = (not task.enabled) if enabled is None else enabled
             if wanted == task.enabled:
                 continue
-            # Like PeriodicTask.save(): a paused schedule forgets its last run, so it counts
-            # from now when it comes back rather than firing at once to catch up.
-            last_run = fresh_last_run(definition_of(task)) if wanted else None
-            PeriodicTask.objects.filter(pk=task.pk).update(enabled=wanted, last_run_at=last_run)
+            require_job_permission(actor, task.task)
+            now = timezone.now()
+            if wanted and task.clocked is not None and task.clocked.clocked_time <= now:
+                overdue.append(task.name)  # beat would fire it the moment it is resumed
+                continue
+            # Like PeriodicTask.save(): a paused schedule forgets its last run. Resumed, it
+            # counts from now: beat counts a row without a last run from its date_changed,
+            # which update() does not move (and from 30 years back if it has a start time).
+            last_run = fresh_last_run(definition_of(task), now=now) if wanted else None
+            PeriodicTask.objects.filter(pk=task.pk).update(
+                enabled=wanted, last_run_at=last_run, date_changed=now
+            )
             details = {
                 "name": task.name,
                 "before": {"enabled": task.enabled},
@@ -100,6 +111,14 @@ def schedules_toggle(
             audit(actor, action, None, details, target=_target(task))
             task.enabled = wanted
             changed.append(task)
+        if overdue:
+            # Raised inside the transaction, so nothing is stored: all or nothing, as for a
+            # missing permission.
+            names = ", ".join(repr(name) for name in overdue)
+            raise ServiceError(
+                f"Nothing was changed: the time of one-off schedule(s) {names} has passed, so "
+                "beat would fire them at once. Edit them to set a new time."
+            )
         if changed:
             # update() sends no signal: tell beat ourselves.
             PeriodicTasks.update_changed()  # type: ignore[no-untyped-call]
@@ -108,6 +127,7 @@ def schedules_toggle(
 
 def schedule_delete(task: PeriodicTask, *, actor: Actor) -> None:
     actor.require(MANAGE)
+    require_job_permission(actor, task.task)
     if DeclaredSchedule.objects.filter(periodic_task=task).exists():
         raise ServiceError(
             f"{task.name!r} is declared in code, so it would come back at the next restart. "
@@ -140,6 +160,7 @@ def schedule_run_now(task: PeriodicTask, *, actor: Actor) -> Run:
 def schedule_reset(task: PeriodicTask, *, actor: Actor) -> PeriodicTask:
     """Put a declared schedule back to what its code declares (keeping it paused or not)."""
     actor.require(MANAGE)
+    require_job_permission(actor, task.task)
     declaration = declarations(current_app).get(task.name)
     marker = DeclaredSchedule.objects.filter(periodic_task=task).first()
     if declaration is None or marker is None:
@@ -187,7 +208,11 @@ def periodic_task_save(task: PeriodicTask, *, actor: Actor) -> PeriodicTask:
             task.last_run_at = fresh_last_run(definition_of(task))
             task.total_run_count = 0
             fields += sorted(_BEAT_OWNED)
-        elif task.start_time is not None and task.start_time > timezone.now():
+        elif schedule_row_ids(task) != schedule_row_ids(original) or (
+            task.start_time is not None and task.start_time > timezone.now()
+        ):
+            # New timing: count from now, not from a last run under the old one (or a new
+            # start time: count from it).
             task.last_run_at = fresh_last_run(definition_of(task))
             fields.append("last_run_at")
         if original is None:
@@ -226,13 +251,10 @@ def _checked(
     spec = find_job(definition.job)
     params: dict[str, Any] = dict(definition.params)
     if spec is None:
-        if not _superuser(actor):
-            errors["job"] = "Choose a registered job."
-        elif not definition.job.strip():
-            errors["job"] = "Give the task's name."
+        if problem := _plain_task_problem(definition.job, actor):
+            errors["job"] = problem
     else:
-        if spec.permission:
-            actor.require(spec.permission)
+        require_job_permission(actor, spec.name)
         if definition.args:
             errors["job"] = "Jobs take keyword parameters only."
     if errors:
@@ -269,15 +291,12 @@ def _checked_row(task: PeriodicTask, actor: Actor, original: PeriodicTask | None
         errors["kwargs"] = "Give a JSON object of keyword arguments."
     spec = find_job(task.task)
     if spec is None:
-        if not _superuser(actor):
-            errors["task"] = "Choose a registered job."
-        elif not task.task.strip():
-            errors["task"] = "Give the task's name."
+        if problem := _plain_task_problem(task.task, actor):
+            errors["task"] = problem
         if not isinstance(args, list):
             errors["args"] = "Give a JSON list of positional arguments."
     else:
-        if spec.permission:
-            actor.require(spec.permission)
+        require_job_permission(actor, spec.name)
         if args != []:
             errors["args"] = "Jobs take keyword parameters only."
     if errors:
@@ -338,9 +357,12 @@ def _timing_errors(definition: ScheduleDefinition, task: PeriodicTask | None) ->
     elif timing.kind is Kind.ONE_OFF:
         clocked = task.clocked if task is not None else None
         unchanged = clocked is not None and clocked.clocked_time == timing.run_at
+        # Beat fires a clocked schedule whose time has passed at once, whatever its last run:
+        # so a past time may stay only as it is, and not on a schedule being resumed.
+        resumed = task is not None and definition.enabled and not task.enabled
         if timing.run_at is None:
             errors["run_at"] = "Give the date and time to run at."
-        elif timing.run_at <= now and not unchanged:
+        elif timing.run_at <= now and (not unchanged or resumed):
             errors["run_at"] = "Must be in the future."
     else:
         errors["kind"] = "Choose a crontab, an interval or a one-off schedule."
@@ -350,6 +372,42 @@ def _timing_errors(definition: ScheduleDefinition, task: PeriodicTask | None) ->
     elif expires is not None and expires <= now and definition.enabled:
         errors["expires"] = "Already past: the schedule would never fire."
     return errors
+
+
+def require_job_permission(actor: Actor, job: str) -> None:
+    """What every write to a schedule needs besides `MANAGE`: the permission of the job it
+    launches, if that job asks for one (PermissionDenied otherwise)."""
+    spec = find_job(job)
+    if spec is not None and spec.permission:
+        actor.require(spec.permission)
+
+
+def _plain_task_problem(name: str, actor: Actor) -> str:
+    """Why a schedule may not launch `name`, a task that is not a registered job, or "".
+    Only superusers schedule plain tasks, and only tasks Celery knows here: beat would send
+    any other name, and no worker would run it."""
+    if not _superuser(actor):
+        return "Choose a registered job."
+    if not name.strip():
+        return "Give the task's name."
+    if not celery_task_known(name):
+        return f"No Celery task named {name!r} is registered in this app."
+    return ""
+
+
+_discovered = False
+
+
+def celery_task_known(name: str) -> bool:
+    """Whether the Celery app's registry has `name`, once its tasks are autodiscovered (in a
+    web process that happens only when something imports the default modules)."""
+    global _discovered
+    if name in current_app.tasks:
+        return True
+    if not _discovered:
+        current_app.loader.import_default_modules()
+        _discovered = True
+    return name in current_app.tasks
 
 
 def _declared(task: PeriodicTask) -> bool:
@@ -403,6 +461,7 @@ __all__ = [
     "ParamsError",
     "periodic_task_check",
     "periodic_task_save",
+    "require_job_permission",
     "schedule_delete",
     "schedule_reset",
     "schedule_run_now",

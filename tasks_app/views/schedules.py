@@ -3,6 +3,8 @@ job's parameter form), and the actions: pause/resume, run now, delete, reset to 
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -18,7 +20,9 @@ from ..jobs.errors import BrokerUnavailable
 from ..jobs.params import ParamsError
 from ..jobs.registry import JobSpec, all_jobs, find_job
 from ..lifecycle import AlreadyActive
+from ..schedules.cron import CronError
 from ..schedules.definition import ScheduleDefinition, definition_of, forecast
+from ..selectors.schedules import CANNOT_FORECAST
 from ..services.common import Actor
 from ..services.schedules import MANAGE
 from ..types import HtmxHttpRequest
@@ -116,11 +120,11 @@ def _preview_of(form: ScheduleForm) -> dict[str, object]:
 
 
 def _preview(definition: ScheduleDefinition) -> dict[str, object]:
-    return {
-        "words": definition.timing.in_words(),
-        "upcoming": forecast(definition),
-        "zone": definition.timing.timezone,
-    }
+    try:
+        words, coming = definition.timing.in_words(), forecast(definition)
+    except CronError as error:  # a stored crontab the strict parser refuses
+        return {"errors": [f"{CANNOT_FORECAST}: {error}"]}
+    return {"words": words, "upcoming": coming, "zone": definition.timing.timezone}
 
 
 @require_GET
@@ -142,7 +146,8 @@ def schedule_params(request: HtmxHttpRequest) -> HttpResponse:
         spec = None
     stored = None
     pk = request.GET.get("schedule", "")
-    if spec is not None and pk.isdigit():
+    # Not str.isdigit(): that accepts digits int() refuses, such as "²".
+    if spec is not None and re.fullmatch(r"[0-9]{1,18}", pk):
         task = PeriodicTask.objects.filter(pk=int(pk), task=spec.name).first()
         stored = definition_of(task).params if task is not None else None
     params_form = job_params_form(spec, stored=stored) if spec else None
@@ -155,7 +160,11 @@ def schedule_toggle(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = _task(pk)
     enabled = request.POST.get("enabled")
     wanted = None if enabled is None else enabled == "1"
-    changed = services.schedules_toggle([task.pk], actor=actor_for(request), enabled=wanted)
+    try:
+        changed = services.schedules_toggle([task.pk], actor=actor_for(request), enabled=wanted)
+    except services.ServiceError as error:
+        messages.error(request, str(error))
+        changed = []
     if changed:
         state = "enabled" if changed[0].enabled else "paused"
         messages.success(request, f"Schedule {task.name} {state}.")
@@ -170,7 +179,11 @@ def schedules_bulk(request: HtmxHttpRequest) -> HttpResponse:
         return redirect("tasks_app:schedules")
     enabled = form.cleaned_data["action"] == "enable"
     ids = form.cleaned_data["schedule"]
-    changed = services.schedules_toggle(ids, actor=actor_for(request), enabled=enabled)
+    try:
+        changed = services.schedules_toggle(ids, actor=actor_for(request), enabled=enabled)
+    except services.ServiceError as error:
+        messages.error(request, str(error))
+        return redirect("tasks_app:schedules")
     verb = "Enabled" if enabled else "Paused"
     messages.success(request, f"{verb} {len(changed)} schedule(s).")
     return redirect("tasks_app:schedules")

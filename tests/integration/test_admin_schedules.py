@@ -5,6 +5,7 @@ permission checks, the audit trail with before and after, beat's change marker, 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +13,18 @@ from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
-from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+    SolarSchedule,
+)
+from django_celery_beat.schedulers import ModelEntry
 
+from dashboard.celery import app as celery_app
 from tasks_app import services
 from tasks_app.jobs.sealing import unseal
 from tasks_app.models import AuditEntry, Run, RunSource, RunState
@@ -441,3 +452,87 @@ def test_a_declared_schedule_cannot_be_deleted(ops: Client) -> None:
     ops.post(LIST, {"action": "delete_selected", "_selected_action": [other.pk], "post": "yes"})
     assert not PeriodicTask.objects.filter(pk=other.pk).exists()
     assert AuditEntry.objects.filter(action="schedule.delete", actor_label="ops").count() == 1
+
+
+# --- beat's shared schedule rows -----------------------------------------------------------
+
+ROW_MODELS = ("crontabschedule", "intervalschedule", "clockedschedule", "solarschedule")
+
+
+def shared_rows() -> dict[str, Any]:
+    return {
+        "crontabschedule": CrontabSchedule.objects.create(minute="0", hour="4", timezone="UTC"),
+        "intervalschedule": every_five_minutes(),
+        "clockedschedule": ClockedSchedule.objects.create(clocked_time=timezone.now()),
+        "solarschedule": SolarSchedule.objects.create(
+            event="sunrise", latitude="52.5", longitude="13.4"
+        ),
+    }
+
+
+@pytest.mark.parametrize("model", ROW_MODELS)
+def test_shared_schedule_rows_cannot_be_changed_even_by_superusers(
+    boss: Client, model: str
+) -> None:
+    """Changing (or deleting: it cascades) a shared row would change every schedule using it,
+    with no service check and no audit."""
+    row = shared_rows()[model]
+    row.refresh_from_db()  # as stored, to compare with afterwards
+    using = PeriodicTask.objects.create(
+        name="user of the row",
+        task="demo.add",
+        one_off=model == "clockedschedule",
+        **{model.removesuffix("schedule"): row},
+    )
+    add = reverse(f"admin:django_celery_beat_{model}_add")
+    change = reverse(f"admin:django_celery_beat_{model}_change", args=[row.pk])
+    delete = reverse(f"admin:django_celery_beat_{model}_delete", args=[row.pk])
+    post = {"minute": "5", "hour": "*", "every": "1", "period": "days", "event": "sunset"}
+
+    assert boss.get(add).status_code == 200  # a new row changes no schedule
+    assert boss.post(change, post).status_code == 403
+    assert boss.post(delete, {"post": "yes"}).status_code == 403
+    # Still browsable, with the schedules that use the row.
+    assert boss.get(reverse(f"admin:django_celery_beat_{model}_changelist")).status_code == 200
+    page = boss.get(change)
+    assert page.status_code == 200
+    assert "user of the row" in page.content.decode()
+    assert PeriodicTask.objects.filter(pk=using.pk).exists()
+    fresh = type(row).objects.get(pk=row.pk)
+    assert [getattr(fresh, f.attname) for f in fresh._meta.fields] == [
+        getattr(row, f.attname) for f in row._meta.fields
+    ]
+
+
+def test_the_periodic_task_form_still_picks_shared_rows(ops: Client, boss: Client) -> None:
+    html = ops.get(ADD).content.decode()
+    assert 'name="crontab"' in html
+    # A new timing row can still be added from here, by whoever may add such rows.
+    assert 'id="add_id_crontab"' in boss.get(ADD).content.decode()
+    response = ops.post(ADD, job_form())
+    assert response.status_code == 302
+    assert PeriodicTask.objects.get(name="nightly").interval == every_five_minutes()
+
+
+def test_changing_the_timing_in_the_admin_forgets_the_last_run(ops: Client) -> None:
+    task = saved_schedule()
+    fired = timezone.now() - timedelta(days=2)
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=fired)
+    form = job_form(crontab="")  # the five-minute interval instead of the crontab
+
+    response = ops.post(change_url(task), form)
+
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert task.interval == every_five_minutes()
+    # Beat counts from now: not "two days since the last run, so due at once".
+    entry = ModelEntry(task, app=celery_app)  # type: ignore[no-untyped-call]
+    assert not entry.is_due()[0]  # type: ignore[no-untyped-call]
+
+
+def test_a_superuser_cannot_schedule_a_task_celery_does_not_know(boss: Client) -> None:
+    response = boss.post(f"{ADD}?plain=1", plain_form(task="made.up.task"))
+
+    assert response.status_code == 200
+    assert "made.up.task" in str(response.context["adminform"].form.errors)
+    assert not PeriodicTask.objects.filter(task="made.up.task").exists()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from tasks_app import services
 from tasks_app.jobs.sealing import unseal
@@ -296,3 +297,56 @@ def test_a_run_links_to_the_schedule_that_fired_it(boss: Client) -> None:
     )  # fmt: skip
     html = boss.get(reverse("tasks_app:run", args=["sched-run-3"])).content.decode()
     assert reverse("tasks_app:schedule", args=[task.pk]) in html
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"day_of_month": "30", "month_of_year": "2"}, "never"),  # 30 February
+        ({"day_of_week": "7"}, "day_of_week"),  # stock beat's validator takes 7 for Sunday
+    ],
+)
+def test_a_crontab_the_parser_refuses_shows_why_it_cannot_be_forecast(
+    boss: Client, fields: dict[str, str], reason: str
+) -> None:
+    """Such rows come from older data or other tools; the pages must still answer."""
+    values = {"minute": "0", "hour": "0", "day_of_month": "*", "month_of_year": "*"}
+    values["day_of_week"] = "*"
+    crontab = CrontabSchedule.objects.create(**{**values, **fields}, timezone="UTC")
+    task = PeriodicTask.objects.create(name="odd", task="demo.progress", crontab=crontab)
+
+    for url in (
+        reverse("tasks_app:schedules"),
+        reverse("tasks_app:schedule", args=[task.pk]),
+        reverse("tasks_app:schedule_edit", args=[task.pk]),
+    ):
+        response = boss.get(url)
+        html = response.content.decode()
+        assert response.status_code == 200, url
+        assert "Cannot forecast: " in html, url
+        forecast_line = html.split("Cannot forecast: ", 1)[1].split("<", 1)[0]
+        assert reason in forecast_line, (url, forecast_line)
+
+
+def test_a_non_ascii_digit_schedule_id_is_ignored(boss: Client) -> None:
+    for pk in ("²", "١٢", "9" * 40):  # str.isdigit() takes the first two, int() not "²"
+        response = boss.get(
+            reverse("tasks_app:schedule_params"), {"job": "demo.progress", "schedule": pk}
+        )
+        assert response.status_code == 200
+        assert 'name="param-steps"' in response.content.decode()
+
+
+def test_the_list_shows_each_schedules_time_zone(boss: Client, settings: Any) -> None:
+    make_schedule()  # a crontab in Europe/Berlin
+    every = ScheduleDefinition(
+        name="often", job="demo.progress", timing=Timing(Kind.INTERVAL, every=5)
+    )
+    services.schedule_save(every, actor=Actor(user=User.objects.get(username="owner")))
+
+    html = boss.get(reverse("tasks_app:schedules")).content.decode()
+
+    assert '<th scope="col">Time zone</th>' in html
+    rows = {row.split("</a>", 1)[0].rsplit(">", 1)[-1]: row for row in html.split("<tr")[1:]}
+    assert ">Europe/Berlin</td>" in rows["nightly"]
+    assert f">{settings.TIME_ZONE}</td>" in rows["often"]  # where its times are shown

@@ -10,13 +10,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from celery import current_app
+from django.contrib.auth.models import Permission, User
 from django.core.exceptions import PermissionDenied
-from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+)
+from django_celery_beat.schedulers import ModelEntry
 
 from dashboard.celery import app as celery_app
 from tasks_app import services
+from tasks_app.jobs import registry
+from tasks_app.jobs.context import JobContext
 from tasks_app.jobs.params import ParamsError
+from tasks_app.jobs.registry import job
 from tasks_app.models import AuditEntry, DeclaredSchedule, RunSource, RunState
 from tasks_app.schedules import declared
 from tasks_app.schedules.definition import (
@@ -125,8 +137,6 @@ def test_bad_values_are_refused_by_field_and_nothing_is_stored(
     change: dict[str, Any], field: str
 ) -> None:
     staff = User.objects.create_user("ops", password="x-Secret-123", is_staff=True)
-    from django.contrib.auth.models import Permission
-
     staff.user_permissions.add(Permission.objects.get(codename="manage_schedules"))
     actor = Actor(user=User.objects.get(pk=staff.pk))
 
@@ -379,3 +389,168 @@ def test_sync_leaves_beat_a_change_marker_so_the_first_edit_is_seen(boss: Actor)
     services.schedule_save(progress_schedule(), actor=boss)
 
     assert PeriodicTasks.last_change() > first  # type: ignore[no-untyped-call]
+
+
+# --- what beat makes of a saved row --------------------------------------------------------
+
+
+def beat_due(task: PeriodicTask) -> tuple[bool, float]:
+    """Whether beat's own entry for the stored row (as its DatabaseScheduler builds it) is
+    due now, and in how many seconds it is next checked (due)."""
+    entry = ModelEntry(PeriodicTask.objects.get(pk=task.pk), app=celery_app)  # type: ignore[no-untyped-call]
+    due, next_check = entry.is_due()  # type: ignore[no-untyped-call]
+    return bool(due), float(next_check)
+
+
+def test_resuming_counts_from_now_as_beat_reads_it(boss: Actor) -> None:
+    """Paused for two days, then resumed: none fires at once to catch up."""
+    hour_ago = timezone.now().astimezone(UTC) - timedelta(hours=1)
+    passed = Timing(Kind.CRONTAB, cron=f"{hour_ago.minute} {hour_ago.hour} * * *", timezone="UTC")
+    hourly = Timing(Kind.INTERVAL, every=1, period="hours")
+    tasks = {
+        "hourly": services.schedule_save(progress_schedule("hourly", timing=hourly), actor=boss),
+        "crontab": services.schedule_save(progress_schedule("daily", timing=passed), actor=boss),
+        "started": services.schedule_save(
+            progress_schedule("started", timing=hourly, start_time=hour_ago - timedelta(days=3)),
+            actor=boss,
+        ),
+    }
+    ids = [task.pk for task in tasks.values()]
+    services.schedules_toggle(ids, actor=boss, enabled=False)
+    PeriodicTask.objects.filter(pk__in=ids).update(date_changed=hour_ago - timedelta(days=2))
+
+    services.schedules_toggle(ids, actor=boss, enabled=True)
+
+    dues = {name: beat_due(task) for name, task in tasks.items()}
+    assert not any(due for due, _ in dues.values()), dues
+    assert 3500 < dues["hourly"][1] <= 3600
+    assert 3500 < dues["started"][1] <= 3600
+    # Next at the crontab's time tomorrow: 23 hours on (less the seconds past that minute).
+    assert 23 * 3600 - 120 < dues["crontab"][1] <= 23 * 3600
+
+
+def test_a_one_off_whose_time_passed_while_paused_is_not_resumed(boss: Actor) -> None:
+    """Beat fires a clocked schedule whose time has passed at once, whatever its last run."""
+    soon = timezone.now() + timedelta(hours=1)
+    once = progress_schedule("once", timing=Timing(Kind.ONE_OFF, run_at=soon))
+    task = services.schedule_save(once, actor=boss)
+    services.schedules_toggle([task.pk], actor=boss, enabled=False)
+    assert task.clocked is not None
+    ClockedSchedule.objects.filter(pk=task.clocked.pk).update(
+        clocked_time=timezone.now() - timedelta(minutes=1)
+    )  # time passes
+    task.refresh_from_db()
+
+    with pytest.raises(services.ServiceError, match="has passed"):
+        services.schedules_toggle([task.pk], actor=boss, enabled=True)
+    with pytest.raises(services.InvalidSchedule) as caught:
+        services.schedule_save(replace(definition_of(task), enabled=True), actor=boss, task=task)
+
+    assert "run_at" in caught.value.errors
+    assert not PeriodicTask.objects.get(pk=task.pk).enabled
+    assert not AuditEntry.objects.filter(action="schedule.resume").exists()
+
+
+def test_changing_the_timing_forgets_the_last_run(boss: Actor) -> None:
+    daily = Timing(Kind.INTERVAL, every=1, period="days")
+    hourly = Timing(Kind.INTERVAL, every=1, period="hours")
+    task = services.schedule_save(progress_schedule(timing=daily), actor=boss)
+    fired = timezone.now() - timedelta(hours=10)
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=fired, total_run_count=3)
+    task.refresh_from_db()
+
+    services.schedule_save(progress_schedule(timing=hourly), actor=boss, task=task)
+
+    due, next_check = beat_due(task)
+    assert not due  # not "10 hours since the last run, so due at once"
+    assert 3500 < next_check <= 3600
+    # An edit that keeps the timing keeps the last run.
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=fired)
+    task.refresh_from_db()
+    services.schedule_save(progress_schedule(timing=hourly, description="x"), actor=boss, task=task)
+    assert PeriodicTask.objects.get(pk=task.pk).last_run_at == fired
+
+
+def test_duplicate_beat_rows_are_reused_not_an_error(boss: Actor) -> None:
+    """Beat's schedule tables have no unique constraint, so duplicate rows exist."""
+    at = timezone.now() + timedelta(days=1)
+    cron = {"minute": "30", "hour": "2", "day_of_month": "*", "month_of_year": "*"}
+    crontabs = [
+        CrontabSchedule.objects.create(**cron, day_of_week="1-5", timezone="Europe/Berlin")
+        for _ in range(2)
+    ]
+    intervals = [IntervalSchedule.objects.create(every=7, period="minutes") for _ in range(2)]
+    clocks = [ClockedSchedule.objects.create(clocked_time=at) for _ in range(2)]
+
+    a = services.schedule_save(progress_schedule("a"), actor=boss)
+    b_timing = Timing(Kind.INTERVAL, every=7, period="minutes")
+    b = services.schedule_save(progress_schedule("b", timing=b_timing), actor=boss)
+    c_timing = Timing(Kind.ONE_OFF, run_at=at)
+    c = services.schedule_save(progress_schedule("c", timing=c_timing), actor=boss)
+
+    assert (a.crontab_id, b.interval_id, c.clocked_id) == (
+        crontabs[0].pk,
+        intervals[0].pk,
+        clocks[0].pk,
+    )
+
+
+# --- the job's own permission --------------------------------------------------------------
+
+GUARDED = "tests.guarded_job"
+
+
+@pytest.fixture
+def guarded_job() -> Iterator[str]:
+    """A job that asks for its own permission, registered for this test only."""
+
+    @job(name=GUARDED, title="Guarded", retry="no_retry", permission="auth.change_user")
+    def guarded(ctx: JobContext) -> None:
+        """Never runs."""
+
+    try:
+        yield GUARDED
+    finally:
+        registry._REGISTRY.pop(GUARDED, None)
+        current_app.tasks.pop(GUARDED, None)
+
+
+def manager(username: str, *codenames: str) -> Actor:
+    user = User.objects.create_user(username, password="x-Secret-123", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["manage_schedules", *codenames])
+    )
+    return Actor(user=User.objects.get(pk=user.pk))  # fresh permission cache
+
+
+def test_pause_delete_and_reset_need_the_jobs_own_permission(guarded_job: str) -> None:
+    every = IntervalSchedule.objects.create(every=5, period="minutes")
+    task = PeriodicTask.objects.create(name="guarded", task=guarded_job, interval=every)
+    DeclaredSchedule.objects.create(periodic_task=task, origin="code", declared={})
+    ops = manager("ops")
+
+    with pytest.raises(PermissionDenied):
+        services.schedules_toggle([task.pk], actor=ops, enabled=False)
+    with pytest.raises(PermissionDenied):
+        services.schedule_delete(task, actor=ops)
+    with pytest.raises(PermissionDenied):
+        services.schedule_reset(task, actor=ops)
+
+    assert PeriodicTask.objects.get(pk=task.pk).enabled
+    assert not AuditEntry.objects.filter(action__startswith="schedule.").exists()
+    allowed = manager("admin-ops", "change_user")
+    assert services.schedules_toggle([task.pk], actor=allowed, enabled=False) != []
+
+
+# --- plain Celery tasks --------------------------------------------------------------------
+
+
+def test_a_plain_task_must_be_one_celery_knows(boss: Actor) -> None:
+    ghost = ScheduleDefinition(name="ghost", job="no.such.task", timing=CRON)
+    with pytest.raises(services.InvalidSchedule) as caught:
+        services.schedule_save(ghost, actor=boss)
+    assert "no.such.task" in caught.value.errors["job"]
+    assert not PeriodicTask.objects.filter(name="ghost").exists()
+
+    adder = ScheduleDefinition(name="adder", job="demo.add", timing=CRON, params={"x": 1, "y": 2})
+    assert services.schedule_save(adder, actor=boss).task == "demo.add"
