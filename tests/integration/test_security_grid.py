@@ -3,12 +3,15 @@ with the role's own token, the Django admin). The rules (tasks_app/services):
 
 - launch a job, and run a schedule now: tasks_app.launch_job
 - retry one run, retry many: tasks_app.retry_run; cancel one or many: tasks_app.cancel_run
-- create, edit, pause/resume, delete a schedule: tasks_app.manage_schedules
+- create, edit, pause/resume, delete a schedule, and reset a declared one to what its code
+  declares: tasks_app.manage_schedules
+- API tokens: every staff user may create and revoke their own; someone else's token only a
+  superuser may revoke (tokens are made in the dashboard, never through the API)
 - a superuser has every permission; staff with none of them may browse but not act;
   a token carries exactly its user's permissions.
 
 Each cell asserts either "allowed" (2xx/3xx and the effect happened) or "refused" (403, and
-nothing changed: no run, schedule or audit entry was added, changed or removed).
+nothing changed: no run, schedule, token or audit entry was added, changed or removed).
 
 In the admin, every role also holds django-celery-beat's own model permissions (add, change,
 delete, view periodic tasks), so the cells show that the admin still applies Taskdeck's rule on
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -31,14 +34,17 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tasks_app import services
-from tasks_app.models import AuditEntry, Run, RunState
-from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
+from tasks_app.models import ApiToken, AuditEntry, Run, RunState
+from tasks_app.schedules.declared import BUILTIN, CLEANUP
+from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
 
 pytestmark = pytest.mark.django_db
 
 LAUNCH, RETRY, CANCEL, MANAGE = "launch_job", "retry_run", "cancel_run", "manage_schedules"
+# Not permissions but the token rules: OWN, any staff user (every role); OTHERS', superusers only.
+OWN, OTHERS = "own token", "someone else's token"
 # role -> the one Taskdeck permission its group grants ("*": superuser, None: none at all)
 ROLES: dict[str, str | None] = {
     "superuser": "*",
@@ -64,6 +70,9 @@ class World:
     failed: Run  # retriable
     queued: Run  # cancellable
     schedule: PeriodicTask
+    declared: PeriodicTask  # a built-in schedule, edited by hand: resettable
+    own_token: ApiToken  # the role's own (the one `token` is), revocable by it
+    others_token: ApiToken  # another user's
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.client.generic(
@@ -112,7 +121,15 @@ def make_world(client: Client, role: str, *, admin_access: bool) -> World:
         ),
         actor=Actor(user=owner),
     )  # fmt: skip
-    return World(client, issue_token(user, "grid")[1], failed, queued, schedule)
+    builtin = PeriodicTask.objects.get(name=CLEANUP)  # synced by migrate
+    declared = services.schedule_save(
+        replace(definition_of(builtin), description="edited by hand"),
+        actor=Actor(user=owner),
+        task=builtin,
+    )
+    own_token, raw = issue_token(user, "grid")
+    others_token = issue_token(owner, "owner's")[0]
+    return World(client, raw, failed, queued, schedule, declared, own_token, others_token)
 
 
 def state() -> tuple[Any, ...]:
@@ -121,7 +138,9 @@ def state() -> tuple[Any, ...]:
     schedules = sorted(
         PeriodicTask.objects.values_list("pk", "name", "enabled", "description", "kwargs")
     )
-    return runs, schedules, AuditEntry.objects.count()
+    # Not last_used_at: a refused API request still authenticated with its token.
+    tokens = sorted(ApiToken.objects.values_list("pk", "user_id", "name", "revoked_at"))
+    return runs, schedules, tokens, AuditEntry.objects.count()
 
 
 # --- the actions: each does one thing and says whether its effect happened ---------------------
@@ -191,6 +210,22 @@ def ran_now(w: World) -> bool:
     return Run.objects.filter(schedule_name=SCHEDULE).exists()
 
 
+def reset(w: World) -> bool:
+    return PeriodicTask.objects.get(pk=w.declared.pk).description == BUILTIN[CLEANUP].description
+
+
+def token_named(name: str) -> Callable[[World], bool]:
+    return lambda w: ApiToken.objects.filter(name=name).exists()
+
+
+def revoked(which: str) -> Callable[[World], bool]:
+    def effect(w: World) -> bool:
+        token: ApiToken = getattr(w, which)
+        return ApiToken.objects.get(pk=token.pk).revoked_at is not None
+
+    return effect
+
+
 @dataclass(frozen=True)
 class Action:
     perm: str
@@ -256,6 +291,8 @@ ACTIONS: dict[str, Action] = {
         "DELETE", f"schedules/{w.schedule.pk}"), deleted),
     "schedule delete admin": Action(MANAGE, "admin", lambda w: w.client.post(
         f"{ADMIN_LIST}{w.schedule.pk}/delete/", {"post": "yes"}), deleted),
+    "schedule reset page": Action(MANAGE, "page", lambda w: w.client.post(
+        f"/schedules/{w.declared.pk}/reset/"), reset),
     # schedules: run now launches, so it needs the launch permission
     "schedule run now page": Action(LAUNCH, "page", lambda w: w.client.post(
         f"/schedules/{w.schedule.pk}/run/"), ran_now),
@@ -263,11 +300,18 @@ ACTIONS: dict[str, Action] = {
         "POST", f"schedules/{w.schedule.pk}/run"), ran_now),
     "schedule run now admin": Action(LAUNCH, "admin", lambda w: admin_action(w, "run_tasks"),
         ran_now, admin_action="run_tasks"),
+    # API tokens: the role's own, and someone else's
+    "token create page": Action(OWN, "page", lambda w: w.client.post(
+        "/tokens/", {"name": "made here"}), token_named("made here")),
+    "token revoke own page": Action(OWN, "page", lambda w: w.client.post(
+        f"/tokens/{w.own_token.pk}/revoke/"), revoked("own_token")),
+    "token revoke others page": Action(OTHERS, "page", lambda w: w.client.post(
+        f"/tokens/{w.others_token.pk}/revoke/"), revoked("others_token")),
 }  # fmt: skip
 
 
 def allowed(role: str, action: Action) -> bool:
-    return ROLES[role] in ("*", action.perm)
+    return action.perm == OWN or ROLES[role] in ("*", action.perm)
 
 
 CELLS = [
