@@ -8,13 +8,17 @@ second source of truth for the document; ninja is smaller and typed end to end.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable, Iterator
+from functools import wraps
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.operation import Operation
 
 from ..jobs.errors import BrokerUnavailable
 from ..jobs.params import ParamsError
@@ -37,8 +41,63 @@ api = NinjaAPI(
     urls_namespace="taskdeck_api",
     docs_decorator=staff_or_token,
 )
-for module in (jobs, runs, schedules, stats):
-    api.add_router("", module.router)
+ROUTERS = (jobs.router, runs.router, schedules.router, stats.router)
+for router in ROUTERS:
+    api.add_router("", router)
+
+
+def _operations() -> Iterator[Operation]:
+    for router in (*ROUTERS, api.default_router):
+        for path_view in router.path_operations.values():
+            yield from path_view.operations
+
+
+def _query_names(operation: Operation) -> frozenset[str]:
+    """The query parameters an operation declares: the names ninja reads from the query
+    string and publishes in the OpenAPI document."""
+    names: set[str] = set()
+    for model in operation.models:
+        if getattr(model, "__ninja_param_source__", None) == "query":
+            names.update(getattr(model, "__ninja_flatten_map__", None) or model.model_fields)
+    return frozenset(names)
+
+
+def _takes_body(operation: Operation) -> bool:
+    return any(getattr(m, "__ninja_param_source__", None) == "body" for m in operation.models)
+
+
+def _is_empty(body: bytes) -> bool:
+    """No body, or `{}` (what many clients send with a bodiless POST)."""
+    if not body.strip():
+        return True
+    try:
+        return bool(json.loads(body) == {})
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
+        return False
+
+
+def _strict_input(view_func: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse what an operation would otherwise silently ignore: query parameters it does not
+    declare, and a body where it takes none. Runs after auth (so a caller without a token
+    still gets 401) and before the operation acts (so nothing is queued)."""
+    operation = next(op for op in _operations() if op.view_func is view_func)
+    allowed = _query_names(operation)
+    takes_body = _takes_body(operation)
+
+    @wraps(view_func)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        unknown = sorted(set(request.GET) - allowed)
+        if unknown:
+            raise ApiError(400, "Unknown parameters.", {k: ["Unknown parameter."] for k in unknown})
+        if not takes_body and not _is_empty(request.body):
+            raise ApiError(400, "This operation takes no body.", {"body": ["Send none, or {}."]})
+        return view_func(request, *args, **kwargs)
+
+    return checked
+
+
+# "operation" mode: applied to every operation's function, after auth and input parsing.
+api.add_decorator(_strict_input, mode="operation")
 
 
 def _error(
@@ -107,7 +166,10 @@ def _not_retriable(request: HttpRequest, exc: NotRetriable) -> HttpResponse:
 
 @api.exception_handler(ServiceError)
 def _refused(request: HttpRequest, exc: ServiceError) -> HttpResponse:
-    return _error(request, 400, str(exc))
+    """A refusal names the field at fault when the service knows it (`field`), else the
+    request as a whole: every 400 names at least one key in `errors`."""
+    field = getattr(exc, "field", None) or "request"
+    return _error(request, 400, str(exc), {field: [str(exc)]})
 
 
 @api.exception_handler(BrokerUnavailable)

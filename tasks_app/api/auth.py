@@ -7,6 +7,7 @@ longer) staff is 403, as the pages refuse such users.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -20,6 +21,7 @@ from ninja.security import HttpBearer
 from ..models import ApiToken
 from ..services import Actor
 from ..tokens import authenticate, digest_of
+from .errors import ApiError
 
 
 class BearerToken(HttpBearer):
@@ -28,7 +30,12 @@ class BearerToken(HttpBearer):
 
     def __call__(self, request: HttpRequest) -> Any:
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit() or int(length) > settings.TASKDECK_API_MAX_BODY_BYTES:
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not re.fullmatch(r"[0-9]+", length):
+            raise ApiError(400, "Invalid Content-Length.", {"Content-Length": ["Not a number."]})
+        digits = length.lstrip("0") or "0"
+        # A 19-digit length is over any limit; checked first, as int() refuses huge texts.
+        if len(digits) > 18 or int(digits) > settings.TASKDECK_API_MAX_BODY_BYTES:
             raise RequestDataTooBig(f"At most {settings.TASKDECK_API_MAX_BODY_BYTES} bytes.")
         return super().__call__(request)
 
@@ -55,29 +62,40 @@ def _token_of_non_staff(raw: str) -> bool:
 
 def staff_or_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """For the OpenAPI document and the docs page: a signed-in staff user or a valid token.
-    The document answers 401 JSON; the docs page sends a browser to the login page."""
+    A token is answered in JSON (401, or 403 for a non-staff user's), as the API answers it;
+    without one, the document answers 401 JSON and the docs page sends a browser to the
+    login page (or refuses a signed-in non-staff user, as every page does)."""
 
     @wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         user = request.user
         header = request.headers.get("Authorization", "")
         if header.lower().startswith("bearer "):
-            if BearerToken().authenticate(request, header[7:].strip()) is None:
+            try:
+                found = BearerToken().authenticate(request, header[7:].strip())
+            except PermissionDenied as error:
+                return _json_error(403, str(error))
+            if found is None:
                 return _unauthorized()
         elif not user.is_authenticated:
             if request.path.endswith(".json"):
                 return _unauthorized()
             return redirect_to_login(request.get_full_path())
         elif not user.is_staff:
+            if request.path.endswith(".json"):
+                return _json_error(403, "Taskdeck is for staff users only.")
             raise PermissionDenied("Taskdeck is for staff users only.")
         return view(request, *args, **kwargs)
 
     return guarded
 
 
+def _json_error(status: int, detail: str) -> JsonResponse:
+    """The API's error shape, for the views ninja's exception handlers do not cover."""
+    return JsonResponse({"detail": detail, "errors": {}}, status=status)
+
+
 def _unauthorized() -> JsonResponse:
-    response = JsonResponse(
-        {"detail": "Give a valid token: Authorization: Bearer <token>."}, status=401
-    )
+    response = _json_error(401, "Give a valid token: Authorization: Bearer <token>.")
     response["WWW-Authenticate"] = 'Bearer realm="taskdeck"'
     return response

@@ -12,9 +12,11 @@ from .. import selectors, services
 from ..jobs.errors import UnknownJob
 from ..models import Run, RunSource
 from ..selectors import RunFilter
+from ..services.runs import UNKNOWN
 from .auth import actor
 from .errors import ApiError, field_errors, responses
 from .schemas import (
+    NO_BODY,
     BulkRetryIn,
     BulkRetryOut,
     CancelIn,
@@ -95,9 +97,6 @@ def launch(request: HttpRequest, body: RunCreateIn) -> Status[dict[str, Any]]:
 
 @router.get("/runs", response=responses({200: RunPageOut}), summary="Run history")
 def runs(request: HttpRequest, query: Query[RunQuery]) -> dict[str, Any]:
-    unknown = sorted(set(request.GET) - set(RunQuery.model_fields))
-    if unknown:
-        raise ApiError(400, "Unknown parameters.", {k: ["Unknown parameter."] for k in unknown})
     if not 1 <= query.limit <= 200:
         raise ApiError(400, "Invalid limit.", {"limit": ["Between 1 and 200."]})
     filters = to_filter(query)
@@ -114,24 +113,29 @@ def runs(request: HttpRequest, query: Query[RunQuery]) -> dict[str, Any]:
     summary="Retry many runs",
     description=(
         "Give `task_ids`, or a `filter` to retry every failed, cancelled or lost run matching "
-        f"it; at most {settings.TASKDECK_BULK_LIMIT} at once (more is a 400)."
+        f"it; at most {settings.TASKDECK_BULK_LIMIT} at once (more is a 400). Task ids that "
+        "match no run are in `skipped` with the reason `unknown`."
     ),
 )
 def retry_many(request: HttpRequest, body: BulkRetryIn) -> dict[str, Any]:
     if (body.task_ids is None) == (body.filter is None):
         raise ApiError(400, "Give task_ids or filter.", {"task_ids": ["Give this or filter."]})
+    # The over-limit error names the field that was sent.
+    given = "task_ids" if body.task_ids is not None else "filter"
     try:
         if body.task_ids is not None:
-            ids = list(Run.objects.filter(task_id__in=body.task_ids).values_list("pk", flat=True))
-            outcome = services.runs_retry_bulk(actor=actor(request), ids=ids)
+            outcome = services.runs_retry_bulk(actor=actor(request), task_ids=body.task_ids)
         else:
             assert body.filter is not None
             outcome = services.runs_retry_bulk(actor=actor(request), filters=to_filter(body.filter))
     except services.BulkLimitExceeded as error:
-        raise ApiError(400, str(error), {"filter": [str(error)]}) from None
+        raise ApiError(400, str(error), {given: [str(error)]}) from None
     return {
         "retried": [run_summary(r) for r in outcome.done],
-        "skipped": [{"task_id": r.task_id, "reason": why} for r, why in outcome.skipped],
+        "skipped": [
+            *({"task_id": r.task_id, "reason": why} for r, why in outcome.skipped),
+            *({"task_id": task_id, "reason": UNKNOWN} for task_id in outcome.unknown),
+        ],
     }
 
 
@@ -164,6 +168,7 @@ def cancel(request: HttpRequest, task_id: str, body: CancelIn) -> dict[str, Any]
     "/runs/{task_id}/retry",
     response=responses({201: RunOut}, 404, 409, 503),
     summary="Retry a run with the same parameters",
+    openapi_extra=NO_BODY,
 )
 def retry(request: HttpRequest, task_id: str) -> Status[dict[str, Any]]:
     new = services.run_retry(_run(task_id), actor=actor(request))

@@ -17,7 +17,7 @@ from ..selectors import ScheduleRow
 from .auth import actor
 from .errors import ApiError, field_errors, responses
 from .runs import run_out
-from .schemas import RunOut, ScheduleIn, ScheduleOut, SchedulePatchIn, TimingIn
+from .schemas import NO_BODY, RunOut, ScheduleIn, ScheduleOut, SchedulePatchIn, TimingIn
 
 router = Router(tags=["schedules"])
 
@@ -185,6 +185,7 @@ def delete(request: HttpRequest, pk: int) -> Status[None]:
     "/schedules/{pk}/run",
     response=responses({201: RunOut}, 404, 409, 503),
     summary="Run a schedule's job now, with its parameters",
+    openapi_extra=NO_BODY,
 )
 def run_now(request: HttpRequest, pk: int) -> Status[dict[str, Any]]:
     try:

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from django.conf import settings
 from ninja import Schema
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field
 
@@ -63,6 +64,18 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 
 class In(Schema):
     model_config = ConfigDict(extra="forbid")
+
+
+# The documented body of an operation that takes none: nothing, or `{}` (which many clients
+# send with a POST); anything else is a 400 (api.app._strict_input).
+NO_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {"type": "object", "additionalProperties": False}}
+        },
+    }
+}
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -177,7 +190,11 @@ class RunFilterIn(In):
 
 
 class BulkRetryIn(In):
-    task_ids: list[Text] | None = Field(default=None, max_length=1000)
+    # The cap is TASKDECK_BULK_LIMIT, checked when the request runs (services.runs_retry_bulk,
+    # a 400 naming `task_ids`), so it follows the setting; the document shows its value.
+    task_ids: list[Text] | None = Field(
+        default=None, json_schema_extra={"maxItems": settings.TASKDECK_BULK_LIMIT}
+    )
     filter: RunFilterIn | None = Field(
         default=None, description="Retry every failed, cancelled or lost run matching it."
     )

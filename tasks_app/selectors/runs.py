@@ -315,7 +315,9 @@ class AuditPage:
 
 def audit_page(cursor: str | None = None, size: int = PAGE_SIZE) -> AuditPage:
     queryset = AuditEntry.objects.order_by("-id")
-    if cursor and cursor.isdigit():
+    # ASCII digits that fit a 64-bit id: "²".isdigit() is true but int() refuses it, and a
+    # longer number overflows the database's integer (or int()'s digit limit).
+    if cursor and re.fullmatch(r"[0-9]{1,18}", cursor):
         queryset = queryset.filter(id__lt=int(cursor))
     rows = list(queryset[: size + 1])
     more = len(rows) > size

@@ -33,6 +33,13 @@ class NotRetriable(ServiceError):
     pass
 
 
+class NotLaunchable(ServiceError):
+    """The job exists but cannot be launched by hand; `field` names the input at fault, so an
+    API refusal can say which field to change."""
+
+    field = "job"
+
+
 class BulkLimitExceeded(ServiceError):
     def __init__(self, matched: int, limit: int) -> None:
         self.matched, self.limit = matched, limit
@@ -95,7 +102,7 @@ def job_launch(
     _require_launch(actor, spec)
     if not spec.ledger:
         # Its runs are not recorded, so there would be no run to show or follow.
-        raise ServiceError(f"{spec.title} is housekeeping that runs on its schedule only.")
+        raise NotLaunchable(f"{spec.title} is housekeeping that runs on its schedule only.")
     celery_options = (options or LaunchOptions()).validate()
     json_params = spec.params.validate(params)
     launch = Launch(source, actor.user_id, actor.label, schedule_name=schedule_name)
@@ -136,23 +143,36 @@ def _retry(run: Run, actor: Actor) -> Run:
     return _send(task, list(run.args), dict(run.params), options, launch)
 
 
+UNKNOWN = "unknown"
+
+
 @dataclass
 class BulkOutcome:
     done: list[Run] = field(default_factory=list)
     skipped: list[tuple[Run, str]] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # task ids given that match no run
 
 
 def runs_retry_bulk(
     *,
     actor: Actor,
     ids: Sequence[int] | None = None,
+    task_ids: Sequence[str] | None = None,
     filters: selectors.RunFilter | None = None,
     limit: int | None = None,
 ) -> BulkOutcome:
-    """Retry the given runs, or every retriable run matching `filters`, at most `limit`."""
+    """Retry the given runs (by primary key or task id), or every retriable run matching
+    `filters`, at most `limit`. Task ids that match no run are reported in `unknown`: a caller
+    must learn that nothing happened to them, not lose them silently."""
     actor.require("tasks_app.retry_run")
-    runs = _bulk_targets(ids, filters, limit, retriable_only=ids is None)
     outcome = BulkOutcome()
+    if task_ids is not None:
+        _check_limit(len(task_ids), limit)  # as asked: the API documents a cap on the list
+        wanted = list(dict.fromkeys(task_ids))
+        found = dict(Run.objects.filter(task_id__in=wanted).values_list("task_id", "pk"))
+        outcome.unknown = [t for t in wanted if t not in found]
+        ids = list(found.values())
+    runs = _bulk_targets(ids, filters, limit, retriable_only=ids is None)
     for run in runs:
         if run.state not in RETRIABLE_STATES:
             outcome.skipped.append((run, f"is {run.get_state_display().lower()}"))
@@ -170,7 +190,10 @@ def runs_retry_bulk(
         audit(actor, "run.retry", new, {"retry_of": run.task_id, "job": run.job_name, "bulk": True})
     audit(actor, "runs.retry_bulk", None, {
         "retried": [r.task_id for r in outcome.done],
-        "skipped": {r.task_id: why for r, why in outcome.skipped},
+        "skipped": {
+            **{r.task_id: why for r, why in outcome.skipped},
+            **dict.fromkeys(outcome.unknown, UNKNOWN),
+        },
         "filters": filters.as_dict() if filters else None,
     })  # fmt: skip
     return outcome
@@ -179,8 +202,9 @@ def runs_retry_bulk(
 def run_cancel(run: Run, *, actor: Actor, terminate: bool = False) -> lifecycle.CancelOutcome:
     """Queued: the run becomes REVOKED and never starts (stored in the database, so it holds
     across worker restarts and while no worker is online). Running: it stops at its next
-    progress point; `terminate=True` also kills the process running it."""
-    actor.require("tasks_app.cancel_run")
+    progress point; `terminate=True` also kills the process running it. A job's own
+    permission is needed to cancel it, as to launch or retry it."""
+    _require_cancel(actor, run)
     result = lifecycle.request_cancel(run.task_id, by=actor.label, terminate=terminate)
     if result is not lifecycle.CancelOutcome.ALREADY_FINAL:
         kill = terminate and result is lifecycle.CancelOutcome.REQUESTED
@@ -193,6 +217,10 @@ def runs_cancel_bulk(*, actor: Actor, ids: Sequence[int], terminate: bool = Fals
     actor.require("tasks_app.cancel_run")
     outcome = BulkOutcome()
     for run in _bulk_targets(ids, None, None, retriable_only=False):
+        spec = find_job(run.job_name)
+        if spec is not None and spec.permission and not actor.has_perm(spec.permission):
+            outcome.skipped.append((run, "needs a permission you lack"))
+            continue
         result = run_cancel(run, actor=actor, terminate=terminate)
         if result is lifecycle.CancelOutcome.ALREADY_FINAL:
             outcome.skipped.append((run, "had already finished"))
@@ -208,6 +236,19 @@ def _require_launch(actor: Actor, spec: JobSpec) -> None:
     actor.require("tasks_app.launch_job")
     if spec.permission:
         actor.require(spec.permission)
+
+
+def _require_cancel(actor: Actor, run: Run) -> None:
+    actor.require("tasks_app.cancel_run")
+    spec = find_job(run.job_name)
+    if spec is not None and spec.permission:
+        actor.require(spec.permission)
+
+
+def _check_limit(count: int, limit: int | None) -> None:
+    cap = min(limit or settings.TASKDECK_BULK_LIMIT, settings.TASKDECK_BULK_LIMIT)
+    if count > cap:
+        raise BulkLimitExceeded(count, cap)
 
 
 def _send(
@@ -226,6 +267,7 @@ def _bulk_targets(
 ) -> list[Run]:
     limit = min(limit or settings.TASKDECK_BULK_LIMIT, settings.TASKDECK_BULK_LIMIT)
     if ids is not None:
+        _check_limit(len(ids), limit)  # before a query with a huge IN list
         queryset = Run.objects.filter(pk__in=list(ids))
     elif filters is not None:
         queryset = selectors.runs_matching(filters)
