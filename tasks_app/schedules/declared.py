@@ -28,6 +28,7 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab, maybe_schedule, schedule
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
@@ -125,9 +126,9 @@ def _interval(every: timedelta) -> Timing:
     return Timing(Kind.INTERVAL, every=seconds, period="seconds")
 
 
-def fingerprint(definition: ScheduleDefinition) -> str:
+def fingerprint(definition: ScheduleDefinition, secret: str | None = None) -> str:
     """What a sync compares. Leaves out `enabled` (pausing is not an edit) and, but for
-    crontabs, the zone (only used for display)."""
+    crontabs, the zone (only used for display). Keyed with `secret` (default SECRET_KEY)."""
     timing = definition.timing
     data = {
         "name": definition.name,
@@ -149,7 +150,15 @@ def fingerprint(definition: ScheduleDefinition) -> str:
     }
     text = json.dumps(data, sort_keys=True, default=str)
     # Keyed: the hash covers sensitive values, which must not be guessable from it.
-    return salted_hmac("taskdeck.declared-schedule", text).hexdigest()
+    return salted_hmac("taskdeck.declared-schedule", text, secret=secret).hexdigest()
+
+
+def matches(definition: ScheduleDefinition, stored_hash: str) -> bool:
+    """Whether `stored_hash` is this definition's fingerprint under SECRET_KEY or one of
+    SECRET_KEY_FALLBACKS: rotating the key must not make every declared schedule look edited
+    (and stop following the code). The next sync stores the hash under the current key."""
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return any(fingerprint(definition, secret) == stored_hash for secret in secrets)
 
 
 def _opened(params: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +184,7 @@ def shown(definition: ScheduleDefinition) -> dict[str, Any]:
 
 def is_edited(task: PeriodicTask, marker: DeclaredSchedule) -> bool:
     """Changed by an operator since the code's version was last applied."""
-    return fingerprint(definition_of(task)) != marker.applied_hash
+    return not matches(definition_of(task), marker.applied_hash)
 
 
 def sync_declared_schedules(app: Celery) -> dict[str, str]:
@@ -210,7 +219,7 @@ def _sync_one(declaration: Declaration) -> str:
         # edited unless it already matches the code.
         _mark(task, declaration, wanted, applied=current if current == wanted else "")
         return "adopted" if current == wanted else "kept"
-    if current == marker.applied_hash:
+    if matches(definition_of(task), marker.applied_hash):
         changed = current != wanted
         if changed:
             task = write(replace(definition, enabled=task.enabled), task)
@@ -218,7 +227,7 @@ def _sync_one(declaration: Declaration) -> str:
             logger.info("Schedule %r updated from its declaration.", definition.name)
         _mark(task, declaration, wanted, applied=current, marker=marker)
         return "updated" if changed else "unchanged"
-    if wanted != marker.declared_hash:
+    if not matches(definition, marker.declared_hash):
         logger.warning(
             "Schedule %r was edited by an operator, so its new declaration was not applied; "
             "use 'Reset to declared' in the dashboard to take it.",

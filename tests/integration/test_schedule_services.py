@@ -328,6 +328,27 @@ def test_an_operators_edit_survives_a_restart_and_can_be_reset(
     assert AuditEntry.objects.filter(action="schedule.reset").exists()
 
 
+def test_a_rotated_secret_key_keeps_declared_schedules_following_the_code(
+    declared_hourly: dict[str, object], settings: Any
+) -> None:
+    """The fingerprints are keyed with SECRET_KEY: after a rotation (the old key moved to
+    SECRET_KEY_FALLBACKS) an unedited schedule must still look unedited and take code changes."""
+    sync()
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-key-" + "x" * 50
+    task = PeriodicTask.objects.get(name="hourly report")
+    assert not declared.is_edited(task, task.declaration)
+
+    declared_hourly["kwargs"] = {"steps": 7}
+    assert sync()["hourly report"] == "updated"
+    assert json.loads(PeriodicTask.objects.get(name="hourly report").kwargs)["steps"] == 7
+
+    settings.SECRET_KEY_FALLBACKS = []  # the old key retired: the hashes were re-stored
+    task.refresh_from_db()
+    assert not declared.is_edited(task, task.declaration)
+    assert sync()["hourly report"] == "unchanged"
+
+
 def test_pausing_a_declared_schedule_is_kept_and_is_not_an_edit(
     declared_hourly: dict[str, object], boss: Actor
 ) -> None:
