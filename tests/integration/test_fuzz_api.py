@@ -32,18 +32,16 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 from hypothesis import event, example, given, note, settings
 from hypothesis import strategies as st
 
-from tasks_app import services
 from tasks_app.jobs.policies import QUEUES
 from tasks_app.jobs.registry import all_jobs, get_job
 from tasks_app.models import Run, RunState
 from tasks_app.schedules.cron import parse_cron
 from tasks_app.schedules.declared import REAPER
-from tasks_app.schedules.definition import PERIODS, Kind, ScheduleDefinition, Timing
-from tasks_app.services import Actor
+from tasks_app.schedules.definition import PERIODS
 from tasks_app.tokens import issue_token
 from tests.support.fuzzing import (
     CHARS,
@@ -57,6 +55,7 @@ from tests.support.fuzzing import (
     odd_moments,
     purge_queues,
     rolled_back,
+    seed_schedules,
 )
 
 if TYPE_CHECKING:  # what the test client answers (django-stubs' name for it)
@@ -281,31 +280,13 @@ class Api:
 @pytest.fixture
 def api(client: Client, broker: str) -> Iterator[Api]:
     boss = User.objects.create_superuser("fuzz-boss", password="x-Secret-123")
-    owner = Actor(user=boss)
-    crontab = Timing(Kind.CRONTAB, cron="30 2 * * 1-5", timezone="Europe/Berlin")
-    job = services.schedule_save(
-        ScheduleDefinition("fuzz job schedule", "demo.progress", crontab, {"steps": 5}),
-        actor=owner,
-    )
-    secret = services.schedule_save(
-        ScheduleDefinition(
-            "fuzz secret schedule", "demo.sensitive", Timing(Kind.INTERVAL, every=5),
-            {"password": "hunter2", "label": "x"},
-        ),
-        actor=owner,
-    )  # fmt: skip
-    every, _ = IntervalSchedule.objects.get_or_create(every=10, period="minutes")
-    plain = PeriodicTask.objects.create(name="fuzz plain", task="demo.add", interval=every)
     now = timezone.now()
     for task_id, (job_name, state, params) in zip(TASK_IDS, RUNS, strict=True):
         Run.objects.create(
             task_id=task_id, job_name=job_name, state=state, queued_at=now, params=params
         )
     pks = {
-        "job": job.pk,
-        "sensitive": secret.pk,
-        "declared": PeriodicTask.objects.get(name=REAPER).pk,
-        "plain": plain.pk,
+        **seed_schedules(boss),
         "missing": 10**9,
         "huge": 2**70,
     }

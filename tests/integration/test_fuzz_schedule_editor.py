@@ -32,17 +32,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 from hypothesis import event, example, given, note, settings
 from hypothesis import strategies as st
 
-from tasks_app import services
 from tasks_app.jobs.policies import QUEUES
 from tasks_app.jobs.registry import all_jobs, get_job
 from tasks_app.schedules.cron import parse_cron
 from tasks_app.schedules.declared import REAPER
-from tasks_app.schedules.definition import PERIODS, Kind, ScheduleDefinition, Timing
-from tasks_app.services import Actor
+from tasks_app.schedules.definition import PERIODS, Kind
 from tests.support.fuzzing import (
     CHARS,
     FUZZ_SETTINGS,
@@ -57,6 +55,7 @@ from tests.support.fuzzing import (
     plausible_form_value,
     post_form,
     rolled_back,
+    seed_schedules,
 )
 
 pytestmark = pytest.mark.django_db
@@ -245,31 +244,8 @@ def boss(client: Client) -> Client:
 
 @pytest.fixture
 def schedules(boss: Client, broker: str) -> Schedules:
-    owner = Actor(user=User.objects.get(username="fuzz-boss"))
-    crontab = Timing(Kind.CRONTAB, cron="30 2 * * 1-5", timezone="Europe/Berlin")
-    job = services.schedule_save(
-        ScheduleDefinition("fuzz job schedule", "demo.progress", crontab, {"steps": 5}),
-        actor=owner,
-    )
-    secret = services.schedule_save(
-        ScheduleDefinition(
-            "fuzz secret schedule", "demo.sensitive", Timing(Kind.INTERVAL, every=5),
-            {"password": "hunter2", "label": "x"},
-        ),
-        actor=owner,
-    )  # fmt: skip
-    every, _ = IntervalSchedule.objects.get_or_create(every=10, period="minutes")
-    plain = PeriodicTask.objects.create(
-        name="fuzz plain", task="demo.add", interval=every, args="[1, 2]"
-    )
-    return Schedules(
-        {
-            "job": job.pk,
-            "sensitive": secret.pk,
-            "declared": PeriodicTask.objects.get(name=REAPER).pk,
-            "plain": plain.pk,
-        }
-    )
+    owner = User.objects.get(username="fuzz-boss")
+    return Schedules(seed_schedules(owner, plain_args="[1, 2]"))
 
 
 # --- the tests -----------------------------------------------------------------------------

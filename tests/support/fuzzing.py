@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
 from django_celery_beat.models import (
@@ -29,10 +30,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from dashboard.celery import app as celery_app
+from tasks_app import services
 from tasks_app.broker import queue_depths
 from tasks_app.jobs.params import ParamInfo
 from tasks_app.jobs.policies import QUEUES
 from tasks_app.models import AuditEntry, Run
+from tasks_app.schedules.declared import REAPER
+from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
+from tasks_app.services import Actor
 
 if TYPE_CHECKING:  # what the test client answers (django-stubs' name for it)
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
@@ -367,3 +372,31 @@ def json_error(response: Response) -> dict[str, Any]:
         for k, v in errors.items()
     ), body
     return body
+
+
+def seed_schedules(owner: User, *, plain_args: str = "[]") -> dict[str, int]:
+    """The schedules the schedule fuzzers edit, by role: a job's crontab, a sensitive job's
+    interval, the declared reaper and a plain Celery task (not a registered job)."""
+    actor = Actor(user=owner)
+    crontab = Timing(Kind.CRONTAB, cron="30 2 * * 1-5", timezone="Europe/Berlin")
+    job = services.schedule_save(
+        ScheduleDefinition("fuzz job schedule", "demo.progress", crontab, {"steps": 5}),
+        actor=actor,
+    )
+    secret = services.schedule_save(
+        ScheduleDefinition(
+            "fuzz secret schedule", "demo.sensitive", Timing(Kind.INTERVAL, every=5),
+            {"password": "hunter2", "label": "x"},
+        ),
+        actor=actor,
+    )  # fmt: skip
+    every, _ = IntervalSchedule.objects.get_or_create(every=10, period="minutes")
+    plain = PeriodicTask.objects.create(
+        name="fuzz plain", task="demo.add", interval=every, args=plain_args
+    )
+    return {
+        "job": job.pk,
+        "sensitive": secret.pk,
+        "declared": PeriodicTask.objects.get(name=REAPER).pk,
+        "plain": plain.pk,
+    }
