@@ -105,6 +105,13 @@ def test_detail_lists_recent_runs_and_changes(boss: Client) -> None:
     assert "Next fire times" in html
 
 
+def test_a_housekeeping_schedule_says_why_it_lists_no_runs(boss: Client) -> None:
+    reaper = PeriodicTask.objects.get(name=REAPER)
+    html = boss.get(reverse("tasks_app:schedule", args=[reaper.pk])).content.decode()
+    assert "runs are not recorded as runs" in html
+    assert "No runs yet." not in html
+
+
 def test_create_from_the_jobs_form_stores_json_kwargs(boss: Client) -> None:
     response = boss.post(reverse("tasks_app:schedule_new"), editor_post())
 
