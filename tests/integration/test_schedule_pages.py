@@ -4,10 +4,11 @@ htmx preview and parameter form, pause/resume, bulk actions, Run now, delete, pe
 from __future__ import annotations
 
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
@@ -189,6 +190,20 @@ def test_preview_describes_and_lists_five_times_in_the_zone(boss: Client) -> Non
     assert "<html" not in html  # just the region
     assert "At 02:30, Monday through Friday" in html
     assert html.count("<li>") == 5
+
+
+def test_preview_notes_a_daylight_saving_change_among_the_fire_times(boss: Client) -> None:
+    # Three days before Berlin's clocks go forward: 02:30 does not exist on 29 March.
+    with time_machine.travel(datetime(2026, 3, 26, 12, 0, tzinfo=UTC), tick=False):
+        response = boss.get(
+            reverse("tasks_app:schedule_preview"),
+            {"kind": "crontab", "cron": "30 2 * * *", "timezone": "Europe/Berlin"},
+            headers={"HX-Request": "true"},
+        )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "clocks go forward on 29 Mar 2026" in html
+    assert html.count("<li") == 5
 
 
 def test_preview_names_the_broken_field(boss: Client) -> None:
