@@ -85,7 +85,9 @@ def schedules_toggle(
     changed: list[PeriodicTask] = []
     overdue: list[str] = []
     with transaction.atomic():
-        rows = PeriodicTask.objects.select_for_update().select_related("clocked")
+        # Lock the schedules' own rows only: PostgreSQL cannot lock the nullable side of the
+        # outer join that select_related("clocked") makes.
+        rows = PeriodicTask.objects.select_for_update(of=("self",)).select_related("clocked")
         for task in rows.filter(pk__in=list(ids)).order_by("name"):
             wanted = (not task.enabled) if enabled is None else enabled
             if wanted == task.enabled:
