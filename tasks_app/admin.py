@@ -24,7 +24,7 @@ from django_celery_results.admin import TaskResultAdmin as StockTaskResultAdmin
 from django_celery_results.models import TaskResult
 
 from . import admin_schedules  # noqa: F401 - registers the PeriodicTask admin
-from .jobs.registry import all_jobs, find_job
+from .jobs.registry import all_jobs, masked_params
 from .models import AuditEntry, Run
 
 
@@ -93,8 +93,7 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Parameters")
     def masked_params(self, run: Run) -> dict[str, Any]:
-        spec = find_job(run.job_name)
-        return spec.mask(run.params) if spec else run.params
+        return masked_params(run.job_name, run.params)
 
 
 @admin.register(AuditEntry)

@@ -42,7 +42,7 @@ from django_celery_beat.models import (
 from . import services
 from .forms.schedules import job_params_form
 from .jobs.policies import QUEUES
-from .jobs.registry import JobSpec, find_job
+from .jobs.registry import JobSpec, find_job, masked_params
 from .lifecycle import AlreadyActive
 from .schedules.definition import definition_of
 from .services.common import Actor
@@ -232,9 +232,7 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
 
     @admin.display(description="Parameters")
     def parameters(self, task: PeriodicTask) -> str:
-        spec = find_job(task.task)
-        params = definition_of(task).params
-        return json.dumps(spec.mask(params) if spec is not None else params)
+        return json.dumps(masked_params(task.task, definition_of(task).params))
 
     def changeform_view(
         self,

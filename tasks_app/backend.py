@@ -22,7 +22,7 @@ from django_celery_results.models import TaskResult
 
 from . import lifecycle
 from .db import drop_if_broken
-from .jobs.registry import find_job
+from .jobs.registry import masked_params
 from .jobs.task import start_outcomes
 from .models import Run, RunSource, RunState
 
@@ -137,9 +137,8 @@ class LedgerBackend(DatabaseBackend):
         )
         name = getattr(request, "task", None)
         kwargs = getattr(request, "kwargs", None)
-        spec = find_job(name) if name else None
-        if spec is not None and isinstance(kwargs, dict):
-            kwargs = spec.mask(kwargs)
+        if isinstance(kwargs, dict):
+            kwargs = masked_params(name, kwargs)
         return {
             "status": status,
             "result": encoded,

@@ -15,13 +15,11 @@ from django.utils import timezone
 from ..jobs.params import DateTimeInput
 from ..jobs.policies import QUEUES
 from ..jobs.registry import JobSpec
-from ..jobs.sealing import SealError
 from ..schedules.cron import CronError, parse_cron
 from ..schedules.definition import PERIODS, Kind, ScheduleDefinition, Timing
 from ..services.schedules import EARLIEST, LATEST, MAX_INTERVAL_SECONDS, OUT_OF_RANGE
 
 PARAM_PREFIX = "param"
-KEEP_SECRET_HELP = "Leave empty to keep the current value."  # noqa: S105 - help text
 TIMING_FIELDS = ("kind", "cron", "timezone", "every", "period", "run_at", "start_time", "expires")
 
 
@@ -32,30 +30,10 @@ def job_params_form(
     stored: Mapping[str, Any] | None = None,
 ) -> forms.Form:
     """`spec`'s parameter form (fields prefixed "param-"), showing a schedule's `stored` JSON
-    kwargs. A sensitive value is never sent to the browser: left empty, it keeps its stored
-    value."""
-    try:
-        # Opened on the server only, to fill in what was left empty; never rendered.
-        opened = spec.params.unsealed(
-            {k: v for k, v in (stored or {}).items() if k in spec.sensitive}
-        )
-    except SealError:
-        opened = {}  # sealed with a key we no longer have: it must be entered again
-    secrets = {k: v for k, v in opened.items() if v not in ("", None)}
-    if data is not None and secrets:
-        merged = data.copy() if hasattr(data, "copy") else dict(data)
-        for name, value in secrets.items():
-            key = f"{PARAM_PREFIX}-{name}"
-            if not merged.get(key):
-                merged[key] = value
-        data = merged
-    shown = {k: v for k, v in (stored or {}).items() if k not in spec.sensitive}
-    form = spec.params.form(data, initial=shown, prefix=PARAM_PREFIX)
-    for name in secrets:
-        field = form.fields[name]
-        field.required = False
-        field.help_text = f"{field.help_text} {KEEP_SECRET_HELP}".strip()
-    return form
+    kwargs. A stored sensitive value is never opened into the form nor sent to the browser:
+    its field is write-only and says a value is stored; left empty, `validate_form` keeps the
+    stored, sealed value (see `ParamSchema.form`)."""
+    return spec.params.form(data, initial=stored, prefix=PARAM_PREFIX)
 
 
 def _zones() -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union, cast
@@ -27,9 +27,10 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import BaseValidator
 from django.db import models
 from django.forms.utils import pretty_name
+from django.forms.widgets import Input
 from django.utils.dateparse import parse_datetime
 
-from .sealing import SealError, is_sealed, seal, unseal
+from .sealing import SealError, is_sealed, seal, unseal, unseal_for
 
 MASK = "••••••"
 SUPPORTED = (
@@ -609,11 +610,85 @@ def _mask_value(value: Any) -> Any:
     return MASK if value not in (None, "", []) else value
 
 
+# --- Write-only widgets for sensitive fields -----------------------------------------------
+
+STORED_SECRET_HELP = "A value is stored (not shown); leave this empty to keep it."  # noqa: S105
+STORED_SECRET_PLACEHOLDER = "(stored; leave empty to keep)"  # noqa: S105
+_KEPT = "_taskdeck_kept_secrets"  # on a form: {name: the stored JSON value it keeps}
+_LEFT_EMPTY: tuple[Any, ...] = (None, "", [], ())
+_TEXT_INPUTS = frozenset({"text", "number", "email", "url", "tel", "search"})
+
+
+class _WriteOnly(forms.Widget):
+    """Renders without a value, so neither a stored nor a just-typed secret (a form re-shown
+    with an error) is ever in the HTML; browsers are asked not to fill it in."""
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, None, attrs)
+        context["widget"]["attrs"]["autocomplete"] = "off"
+        return context
+
+
+class _WriteOnlySelect(_WriteOnly, forms.Select):
+    """A select with nothing selected: its first option is a blank one, so a browser does not
+    submit (and store) whatever choice happens to come first."""
+
+    def optgroups(self, name: str, value: Any, attrs: dict[str, Any] | None = None) -> Any:
+        groups = super().optgroups(name, value, attrs)
+        blank = any(o["value"] in ("", None) for _, options, _ in groups for o in options)
+        if blank or self.allow_multiple_selected:
+            return groups
+        option = self.create_option(name, "", "---------", False, 0, attrs=attrs)
+        return [(None, [option], 0), *groups]
+
+
+class SecretBooleanSelect(_WriteOnly, forms.Select):
+    """A sensitive true/false: a checkbox cannot say "unchanged", so a select of blank, Yes
+    and No; it hands the raw choice to the (strict) boolean field."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs, choices=[("", "---------"), ("true", "Yes"), ("false", "No")])
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        return data.get(name)
+
+
+_WRITE_ONLY_CLASSES: dict[type[forms.Widget], type[forms.Widget]] = {}
+
+
+def write_only(widget: forms.Widget) -> forms.Widget:
+    """A copy of `widget` that never renders a value (see `_WriteOnly`): text and number
+    inputs become password inputs, a checkbox a blank/Yes/No select; choices, dates and lists
+    keep their widget, shown empty."""
+    if isinstance(widget, _WriteOnly):
+        return widget
+    if isinstance(widget, forms.CheckboxInput | forms.NullBooleanSelect):
+        return SecretBooleanSelect(attrs={**widget.attrs})
+    base = type(widget)
+    mixin: type[forms.Widget] = (
+        _WriteOnlySelect
+        if isinstance(widget, forms.Select) and not widget.allow_multiple_selected
+        else _WriteOnly
+    )
+    cls = _WRITE_ONLY_CLASSES.get(base)
+    if cls is None:
+        cls = type(f"WriteOnly{base.__name__}", (mixin, base), {})
+        _WRITE_ONLY_CLASSES[base] = cls
+    copied = copy.deepcopy(widget)
+    copied.__class__ = cls
+    if isinstance(copied, Input) and copied.input_type in _TEXT_INPUTS:
+        copied.input_type = "password"
+    return copied
+
+
 class ParamSchema:
     """The parameters of one job; build with `from_function` or `from_form`."""
 
-    def __init__(self, form_class: type[forms.Form], entries: Iterable[_Entry]) -> None:
+    def __init__(
+        self, form_class: type[forms.Form], entries: Iterable[_Entry], *, job: str = ""
+    ) -> None:
         self.form_class = form_class
+        self.job = job  # the job these parameters belong to: sensitive values are sealed for it
         self._entries = tuple(entries)
         self.params: tuple[ParamInfo, ...] = tuple(e.info for e in self._entries)
         self.sensitive: frozenset[str] = frozenset(p.name for p in self.params if p.sensitive)
@@ -625,14 +700,26 @@ class ParamSchema:
     # --- construction
 
     @classmethod
-    def from_function(cls, fn: Callable[..., Any], *, skip_first: bool = True) -> ParamSchema:
-        """Read `fn`'s typed parameters (after the context); TypeError names what is wrong."""
+    def from_function(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        skip_first: bool = True,
+        job: str = "",
+        sensitive: Iterable[str] = (),
+    ) -> ParamSchema:
+        """Read `fn`'s typed parameters (after the context); TypeError names what is wrong.
+        `sensitive` names parameters to treat as `Param(sensitive=True)` (`@job(sensitive=)`)."""
         where = f"Job function {fn.__module__}.{fn.__qualname__}"
         parameters = list(inspect.signature(fn).parameters.values())
         if skip_first:
             if not parameters:
                 raise TypeError(f"{where}: must take the job context as its first parameter.")
             parameters = parameters[1:]
+        hidden = frozenset(sensitive)
+        unknown = hidden - {p.name for p in parameters}
+        if unknown:
+            raise TypeError(f"{where}: sensitive names no parameter: {sorted(unknown)}")
         hints = _type_hints(fn, {p.name for p in parameters}, where)
         fields: dict[str, forms.Field] = {}
         defaults: dict[str, Any] = {}
@@ -640,7 +727,7 @@ class ParamSchema:
         for parameter in parameters:
             prefix = f"{where}: parameter {parameter.name!r}"
             entry, fields[parameter.name], python_default = _function_entry(
-                parameter, hints, prefix
+                parameter, hints, prefix, sensitive=parameter.name in hidden
             )
             if python_default is not _NO_DEFAULT and not entry.info.nullable:
                 defaults[parameter.name] = python_default
@@ -653,11 +740,11 @@ class ParamSchema:
                 {**fields, "param_defaults": defaults},
             ),
         )
-        return cls(form_class, entries)
+        return cls(form_class, entries, job=job)
 
     @classmethod
     def from_form(
-        cls, form_class: type[forms.Form], *, sensitive: Iterable[str] = ()
+        cls, form_class: type[forms.Form], *, sensitive: Iterable[str] = (), job: str = ""
     ) -> ParamSchema:
         """Use an explicit Form's own fields; `sensitive` names the ones to mask."""
         hidden = frozenset(sensitive)
@@ -670,7 +757,7 @@ class ParamSchema:
             _form_entry(name, form_field, sensitive=name in hidden)
             for name, form_field in form_class.base_fields.items()
         ]
-        return cls(form_class, entries)
+        return cls(form_class, entries, job=job)
 
     # --- the ways in
 
@@ -681,16 +768,44 @@ class ParamSchema:
         initial: Mapping[str, Any] | None = None,
         prefix: str | None = None,
     ) -> forms.Form:
-        """The launch form, bound to POST `data` or showing JSON `initial` (a schedule's kwargs)."""
+        """The launch form, bound to POST `data` or showing JSON `initial` (a schedule's kwargs).
+
+        A sensitive value never reaches the browser: every sensitive field has a write-only
+        widget (it renders no value, whatever its type), and a sensitive value in `initial`
+        is not shown but kept on the server: left empty, the field keeps it
+        (`validate_form` puts the stored, sealed value back)."""
         fields = self.form_class.base_fields
-        shown = {k: _display(fields[k], v) for k, v in (initial or {}).items() if k in fields}
-        return self.form_class(data, initial=shown or None, prefix=prefix)
+        given = initial or {}
+        shown = {
+            k: _display(fields[k], v)
+            for k, v in given.items()
+            if k in fields and k not in self.sensitive
+        }
+        form = self.form_class(data, initial=shown or None, prefix=prefix)
+        kept: dict[str, Any] = {}
+        for name in self.sensitive & set(form.fields):
+            form_field = form.fields[name]
+            form_field.widget = write_only(form_field.widget)
+            stored = given.get(name)
+            if stored in (None, "", []):
+                continue
+            try:
+                unseal_for(stored, self.job, name, unbound_ok=True)
+            except SealError as error:
+                form_field.help_text = f"{form_field.help_text} {error}".strip()
+                continue
+            kept[name] = copy.deepcopy(stored)
+            form_field.required = False
+            form_field.help_text = f"{form_field.help_text} {STORED_SECRET_HELP}".strip()
+            form_field.widget.attrs.setdefault("placeholder", STORED_SECRET_PLACEHOLDER)
+        setattr(form, _KEPT, kept)
+        return form
 
     def validate(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Strictly check API, schedule or code input; answer JSON kwargs of every parameter,
         sensitive ones sealed (a value sealed before is checked and kept as it is, so a retry
         or a schedule sends exactly what it was given)."""
-        values = self.to_json(self._clean(data))
+        values = self.to_json(self._clean(data, unbound_ok=False))
         sealed = self.seal(values)
         for name in self.sensitive:
             given: Any = data.get(name)
@@ -700,21 +815,28 @@ class ParamSchema:
 
     def validate_form(self, form: forms.Form) -> dict[str, Any] | None:
         """JSON kwargs from a bound launch form (sensitive ones sealed), or None: its errors
-        stay on it for display."""
+        stay on it for display. A sensitive field left empty that had a stored value (see
+        `form`) keeps that stored, sealed value."""
         if not form.is_valid():
             return None
         values = {k: v for k, v in form.cleaned_data.items() if k in self._names}
-        return self.seal(self.to_json(values))
+        sealed = self.seal(self.to_json(values))
+        kept: dict[str, Any] = getattr(form, _KEPT, {})
+        for name, stored in kept.items():
+            if form[name].data in _LEFT_EMPTY:
+                sealed[name] = copy.deepcopy(stored)
+        return sealed
 
     def to_python(self, json_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """In the worker: the message's JSON kwargs as the exact values the job declared,
         sealed ones opened. Re-validates, since a message may predate a change to the job."""
-        return self._clean(json_kwargs)
+        return self._clean(json_kwargs, unbound_ok=True)  # a message sent before binding
 
     def seal(self, json_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """The kwargs with every sensitive value that is set sealed (see `sealing`)."""
+        """The kwargs with every sensitive value that is set sealed for its job and parameter
+        (see `sealing`)."""
         return {
-            k: seal(v) if k in self.sensitive and v not in (None, "", []) else v
+            k: seal(v, self.job, k) if k in self.sensitive and v not in (None, "", []) else v
             for k, v in json_kwargs.items()
         }
 
@@ -731,8 +853,12 @@ class ParamSchema:
         return {p.name: to_json_value(values[p.name]) for p in self.params if p.name in values}
 
     def mask(self, json_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """The kwargs with every sensitive value hidden: for pages, logs and API answers."""
-        return {k: _mask_value(v) if k in self.sensitive else v for k, v in json_kwargs.items()}
+        """The kwargs with every sensitive (or sealed) value hidden: for pages, logs and API
+        answers. Call it through `registry.masked_params`."""
+        return {
+            k: _mask_value(v) if k in self.sensitive or is_sealed(v) else v
+            for k, v in json_kwargs.items()
+        }
 
     def json_schema(self) -> dict[str, Any]:
         """A JSON Schema of the kwargs `validate` accepts: for the API's OpenAPI document."""
@@ -750,8 +876,10 @@ class ParamSchema:
         if unknown:
             raise ParamsError({NON_FIELD_ERRORS: [f"Unknown parameter(s): {', '.join(unknown)}"]})
 
-    def _clean(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate a dict of JSON (or Python) values through the form; the cleaned values."""
+    def _clean(self, data: Mapping[str, Any], *, unbound_ok: bool) -> dict[str, Any]:
+        """Validate a dict of JSON (or Python) values through the form; the cleaned values.
+        A sealed value must have been sealed for this job and parameter (`unbound_ok`: or
+        before binding existed, for messages already in the broker)."""
         self._refuse_unknown(data)
         prepared: dict[str, Any] = {}
         errors: dict[str, list[str]] = {}
@@ -759,7 +887,11 @@ class ParamSchema:
             name = entry.info.name
             if name in data:
                 try:
-                    given = unseal(data[name]) if name in self.sensitive else data[name]
+                    given = (
+                        unseal_for(data[name], self.job, name, unbound_ok=unbound_ok)
+                        if name in self.sensitive
+                        else data[name]
+                    )
                 except SealError as error:
                     errors[name] = [str(error)]
                     continue
@@ -799,9 +931,10 @@ def _type_hints(fn: Callable[..., Any], names: set[str], where: str) -> dict[str
 
 
 def _function_entry(
-    parameter: inspect.Parameter, hints: Mapping[str, Any], where: str
+    parameter: inspect.Parameter, hints: Mapping[str, Any], where: str, *, sensitive: bool
 ) -> tuple[_Entry, forms.Field, Any]:
-    """The entry, form field and Python default of one typed function parameter."""
+    """The entry, form field and Python default of one typed function parameter; `sensitive`
+    (from `@job(sensitive=...)`) marks it as `Param(sensitive=True)` does."""
     if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
         raise TypeError(
             f"{where}: jobs take named parameters only, not {parameter.kind.description}."
@@ -814,6 +947,8 @@ def _function_entry(
         raise TypeError(
             f"{where}: {exc} in {hints[parameter.name]!r}. Supported: {SUPPORTED}."
         ) from None
+    if sensitive:
+        spec.marker = replace(spec.marker, sensitive=True)
     default = parameter.default
     if default is None and not spec.nullable:
         raise TypeError(f"{where}: a default of None needs the type `T | None`.")

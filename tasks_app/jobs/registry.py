@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from celery import shared_task
@@ -14,6 +14,7 @@ from django.utils.crypto import salted_hmac
 from .errors import NEVER_RETRIED, UnknownJob
 from .params import MASK, ParamSchema
 from .policies import RetryPolicy, check_queue, retry_policy
+from .sealing import is_sealed
 
 _REGISTRY: dict[str, JobSpec] = {}
 
@@ -31,7 +32,6 @@ class JobSpec:
     time_limit: int | None = None
     unique: bool = False
     unique_key: Callable[[Mapping[str, Any]], str] | None = None
-    sensitive: frozenset[str] = field(default_factory=frozenset)
     idempotent: bool = False
     permission: str | None = None
     ledger: bool = True
@@ -48,12 +48,15 @@ class JobSpec:
         # against guesses of its value.
         return f"{self.name}:{salted_hmac('taskdeck.unique-key', canonical).hexdigest()}"
 
+    @property
+    def sensitive(self) -> frozenset[str]:
+        """The sensitive parameters: the schema's, the one source for sealing, masking and
+        the write-only widgets (`@job(sensitive=...)` marks them there)."""
+        return self.params.sensitive
+
     def mask(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The parameters with every sensitive value hidden: for pages, logs, results, API."""
-        hidden = self.sensitive
-        return {
-            k: MASK if k in hidden and v not in (None, "", []) else v for k, v in params.items()
-        }
+        """The parameters with every sensitive value hidden (as `masked_params`)."""
+        return self.params.mask(params)
 
     @property
     def task(self) -> Any:
@@ -94,9 +97,9 @@ def job(
         if task_name in _REGISTRY:
             raise ValueError(f"A job named {task_name!r} is already registered.")
         schema = (
-            ParamSchema.from_form(form, sensitive=sensitive)
+            ParamSchema.from_form(form, sensitive=sensitive, job=task_name)
             if form is not None
-            else ParamSchema.from_function(func)
+            else ParamSchema.from_function(func, job=task_name, sensitive=sensitive)
         )
         policy = retry_policy(retry)
         spec = JobSpec(
@@ -111,14 +114,10 @@ def job(
             time_limit=time_limit,
             unique=unique,
             unique_key=unique_key,
-            sensitive=frozenset(sensitive) | schema.sensitive,
             idempotent=idempotent,
             permission=permission,
             ledger=ledger,
         )
-        unknown = spec.sensitive - {p.name for p in schema.params}
-        if unknown:
-            raise TypeError(f"{task_name}: sensitive names no parameter: {sorted(unknown)}")
         _REGISTRY[task_name] = spec
         options: dict[str, Any] = {
             "name": task_name,
@@ -157,6 +156,16 @@ def get_job(name: str) -> JobSpec:
 
 def find_job(name: str) -> JobSpec | None:
     return _REGISTRY.get(name)
+
+
+def masked_params(job_name: str | None, params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` (a run's or a schedule's JSON kwargs) as every page, API answer, admin page,
+    audit entry, result row and export shows them: sensitive values, and any sealed value
+    (even of a job no longer registered), replaced by a mask. The one masking helper."""
+    spec = _REGISTRY.get(job_name) if job_name else None
+    if spec is not None:
+        return spec.params.mask(params)
+    return {k: MASK if is_sealed(v) else v for k, v in params.items()}
 
 
 def all_jobs() -> list[JobSpec]:

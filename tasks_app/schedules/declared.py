@@ -34,7 +34,7 @@ from django.utils.crypto import salted_hmac
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from ..jobs.params import ParamsError
-from ..jobs.registry import find_job
+from ..jobs.registry import find_job, masked_params
 from ..jobs.sealing import SealError, unseal
 from ..models import DeclarationOrigin, DeclaredSchedule
 from .definition import Kind, ScheduleDefinition, Timing, definition_of, write
@@ -171,8 +171,7 @@ def _opened(params: dict[str, Any]) -> dict[str, Any]:
 
 def shown(definition: ScheduleDefinition) -> dict[str, Any]:
     """The declaration as the dashboard shows it: sensitive parameters masked."""
-    spec = find_job(definition.job)
-    params = spec.mask(definition.params) if spec is not None else definition.params
+    params = masked_params(definition.job, definition.params)
     return {
         "job": definition.job,
         "params": params,

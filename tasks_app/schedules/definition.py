@@ -21,7 +21,7 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
-from ..jobs.registry import find_job
+from ..jobs.registry import masked_params
 from .cron import CronExpression, FireTime, describe, dst_note, next_fire_times, parse_cron
 
 __all__ = [
@@ -238,12 +238,11 @@ _EDITED_FIELDS: Final = (
 def snapshot(task: PeriodicTask) -> dict[str, Any]:
     """What the audit trail records of a schedule: JSON, parameters masked."""
     timing = timing_of(task)
-    spec = find_job(task.task)
     params = _loads(task.kwargs, {})
     return {
         "name": task.name,
         "job": task.task,
-        "params": spec.mask(params) if spec is not None and isinstance(params, dict) else params,
+        "params": masked_params(task.task, params) if isinstance(params, dict) else params,
         "args": _loads(task.args, []),
         "schedule": _schedule_words(timing),
         "start_time": _iso(task.start_time),

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
+import tests.support.secret_jobs  # noqa: F401 - registers the jobs the migration test uses
 from tasks_app import services
 from tasks_app.jobs.registry import get_job
 from tasks_app.jobs.sealing import is_sealed, unseal
@@ -85,7 +86,10 @@ def test_a_sensitive_value_reaches_the_job_and_nothing_else(
     assert all(SECRET.encode() not in message for message in waiting)
 
     # The job gets the value (it returns its length) and every run succeeds.
-    task_ids = [r.task_id for r in Run.objects.exclude(task_id=parked.id)]
+    # (Only this job's: runs that earlier tests queued while the worker ran may remain.)
+    task_ids = [
+        r.task_id for r in Run.objects.filter(job_name="demo.sensitive").exclude(task_id=parked.id)
+    ]
     assert len(task_ids) == 4
     for task_id in task_ids:
         run = finished(task_id)
@@ -170,3 +174,49 @@ def test_the_migration_seals_values_stored_before_sealing() -> None:
     assert unseal(run.params["password"]) == SECRET
     assert run.params["label"] == "old"
     assert unseal(json.loads(task.kwargs)["password"]) == SECRET
+
+
+@pytest.mark.django_db
+def test_the_migration_binds_stored_sealed_values_and_seals_function_job_secrets() -> None:
+    from django.apps import apps
+    from django.utils import timezone
+    from django_celery_beat.models import PeriodicTasks
+
+    from tasks_app.jobs.sealing import open_sealed, seal
+    from tests.support.secret_jobs import API_KEY
+
+    migration = importlib.import_module("tasks_app.migrations.0009_bind_sealed_params")
+    unbound = seal(SECRET)  # as sealed before binding existed
+    run = Run.objects.create(
+        task_id="old-2", job_name="demo.sensitive", queued_at=timezone.now(),
+        params={"password": unbound, "label": "old"},
+    )  # fmt: skip
+    clear = Run.objects.create(
+        task_id="old-3", job_name="secrets.function", queued_at=timezone.now(),
+        params={"api_key": API_KEY, "label": "old"},  # @job(sensitive=) was stored in clear
+    )  # fmt: skip
+    task = PeriodicTask.objects.create(
+        name="old schedule", task="demo.sensitive", kwargs=json.dumps({"password": unbound}),
+        interval=IntervalSchedule.objects.create(every=1, period="hours"),
+    )  # fmt: skip
+    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
+    marker = PeriodicTasks.objects.get(ident=1).last_update
+
+    migration.bind_sealed(apps, None)
+
+    run.refresh_from_db()
+    clear.refresh_from_db()
+    task.refresh_from_db()
+    bound = open_sealed(run.params["password"])
+    assert (bound.value, bound.bound_to) == (SECRET, ("demo.sensitive", "password"))
+    assert run.params["label"] == "old"
+    assert API_KEY not in json.dumps(clear.params)
+    assert open_sealed(clear.params["api_key"]).bound_to == ("secrets.function", "api_key")
+    assert unseal(clear.params["api_key"]) == API_KEY
+    scheduled = open_sealed(json.loads(task.kwargs)["password"])
+    assert (scheduled.value, scheduled.bound_to) == (SECRET, ("demo.sensitive", "password"))
+    assert PeriodicTasks.objects.get(ident=1).last_update > marker  # beat re-reads its schedules
+    # What it bound validates again, as a retry or beat sends it.
+    assert (
+        get_job("demo.sensitive").params.validate(run.params)["password"] == run.params["password"]
+    )
