@@ -151,8 +151,9 @@ def _databases() -> dict[str, Any]:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
-        # A file, not memory: a worker in another process must see the test database.
-        db["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+        # A file, not memory: a worker in another process must see the test database. One per
+        # test process, so two test runs in one checkout never delete each other's database.
+        db["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}
     return {"default": db}
 
 
