@@ -11,7 +11,7 @@ from ninja import Router, Status
 
 from .. import selectors, services
 from ..jobs.params import MASK
-from ..jobs.registry import find_job
+from ..jobs.registry import find_job, masked_params
 from ..schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
 from ..selectors import ScheduleRow
 from .auth import actor
@@ -33,7 +33,7 @@ def schedule_out(row: ScheduleRow) -> dict[str, Any]:
         "id": task.pk,
         "name": task.name,
         "job": task.task,
-        "params": row.spec.mask(params) if row.spec is not None else params,
+        "params": masked_params(task.task, params),
         "timing": {
             "kind": timing.kind.value,
             "cron": timing.cron,

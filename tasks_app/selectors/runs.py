@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from ..jobs.registry import find_job
+from ..jobs.registry import find_job, masked_params
 from ..models import ACTIVE_STATES, AuditEntry, Run, RunState
 
 
@@ -272,7 +272,7 @@ def run_detail(task_id: str) -> RunDetail | None:
     return RunDetail(
         run=run,
         title=spec.title if spec else run.job_name,
-        params=spec.mask(run.params) if spec else dict(run.params),
+        params=masked_params(run.job_name, run.params),
         result=result,
         result_data=result_data,
         traceback=str(stored["traceback"] or "") if stored else "",

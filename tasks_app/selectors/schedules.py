@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import OuterRef, Subquery
 from django_celery_beat.models import PeriodicTask
 
-from ..jobs.registry import JobSpec, find_job
+from ..jobs.registry import JobSpec, find_job, masked_params
 from ..models import AuditEntry, DeclaredSchedule, Run
 from ..schedules.cron import CronError
 from ..schedules.declared import is_edited
@@ -122,5 +122,4 @@ def schedule_detail(pk: int, *, now: datetime | None = None) -> ScheduleDetail |
 
 def _masked_params(task: PeriodicTask) -> dict[str, Any]:
     params = definition_of(task).params
-    spec = find_job(task.task)
-    return spec.mask(params) if spec is not None else params
+    return masked_params(task.task, params)
