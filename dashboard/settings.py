@@ -344,6 +344,8 @@ TASKDECK_BEAT_LOCK_SECONDS = env_int("TASKDECK_BEAT_LOCK_SECONDS", 30)
 TASKDECK_BEAT_LOCK_KEY = env_str("TASKDECK_BEAT_LOCK_KEY", "taskdeck:beat-leader")
 # Bulk actions touch at most this many runs at once.
 TASKDECK_BULK_LIMIT = env_int("TASKDECK_BULK_LIMIT", 1000)
+# The built-in send-email job takes at most this many recipients (launch, schedule, API).
+TASKDECK_EMAIL_MAX_RECIPIENTS = env_int("TASKDECK_EMAIL_MAX_RECIPIENTS", 50)
 # Keys that seal sensitive job parameters at rest and in messages (tasks_app.jobs.sealing);
 # empty: derived from SECRET_KEY (and SECRET_KEY_FALLBACKS). The first one seals, all open.
 TASKDECK_SEALING_KEYS = [k for k in env_str("TASKDECK_SEALING_KEYS", "").split(",") if k.strip()]

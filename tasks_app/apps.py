@@ -10,14 +10,20 @@ class TasksAppConfig(AppConfig):
         # Register the built-in jobs in every process (web, beat, shell), not only in workers,
         # so the dashboard can list and launch them.
         from celery.signals import task_postrun
-        from django.db.models.signals import post_migrate
+        from django.conf import settings
+        from django.db.models.signals import post_migrate, post_save
 
         from . import tasks  # noqa: F401
+        from .services.tokens import revoke_tokens_on_password_change
 
         # With connection reuse on (CELERY_DB_REUSE_MAX), give tasks what Django gives
         # requests: after each one, drop connections that are broken or past CONN_MAX_AGE.
         task_postrun.connect(_close_old_connections, weak=False)
         post_migrate.connect(_sync_declared_schedules, sender=self, weak=False)
+        # A changed password revokes the user's API tokens (pages, admin, changepassword alike).
+        post_save.connect(
+            revoke_tokens_on_password_change, sender=settings.AUTH_USER_MODEL, weak=False
+        )
 
 
 def _close_old_connections(**_: object) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class RunState(models.TextChoices):
@@ -121,6 +122,9 @@ class Run(models.Model):
             ("retry_run", "Can retry runs"),
             ("cancel_run", "Can cancel runs"),
             ("manage_schedules", "Can manage schedules"),
+            # Destructive built-in jobs ask for these besides launch_job (`@job(permission=)`).
+            ("run_cleanup", "Can run the cleanup job (deletes run history)"),
+            ("send_email", "Can send emails with the send-email job"),
         ]
 
     def __str__(self) -> str:
@@ -206,6 +210,8 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)  # updated at most once a minute
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Refused from this time on; NULL: never expires (revoke it when no longer needed).
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -215,6 +221,11 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        """Not revoked. (Whether its user may still sign in is checked when it is used.)"""
-        return self.revoked_at is None
+        """Neither revoked nor expired. (Whether its user may still sign in is checked when it
+        is used.)"""
+        return self.revoked_at is None and not self.is_expired

@@ -8,7 +8,7 @@ import json
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from annotated_types import Ge, Le
+from annotated_types import Ge, Le, MaxLen
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -19,7 +19,7 @@ from . import reaper
 from .jobs.context import JobContext
 from .jobs.errors import BadInput
 from .jobs.params import Param
-from .jobs.registry import find_job, job
+from .jobs.registry import job, masked_params
 from .models import Run, RunState
 from .selectors import RunFilter, runs_matching
 
@@ -46,7 +46,13 @@ def reap_lost_runs(ctx: JobContext) -> dict[str, int]:
     return {"lost": len(outcome.lost), "requeued": len(outcome.requeued)}
 
 
-@job(name="taskdeck.cleanup", title="Clean up old runs", queue="low", unique=True)
+@job(
+    name="taskdeck.cleanup",
+    title="Clean up old runs",
+    queue="low",
+    unique=True,
+    permission="tasks_app.run_cleanup",  # deletes history: not for everyone who may launch
+)
 def cleanup(
     ctx: JobContext,
     days: Annotated[int, Ge(1), Param(help="Delete finished runs older than this many days.")] = 30,
@@ -84,10 +90,19 @@ def _delete_artifacts(run_ids: list[int]) -> None:
         run.artifact.delete(save=False)
 
 
-@job(name="taskdeck.send_email", title="Send an email", queue="default")
+@job(
+    name="taskdeck.send_email",
+    title="Send an email",
+    queue="default",
+    permission="tasks_app.send_email",  # mail in the organisation's name
+)
 def send_email(
     ctx: JobContext,
-    to: Annotated[list[str], Param(help="One address per line.")],
+    to: Annotated[
+        list[str],
+        MaxLen(settings.TASKDECK_EMAIL_MAX_RECIPIENTS),  # checked at launch, schedule and API
+        Param(help=f"One address per line (at most {settings.TASKDECK_EMAIL_MAX_RECIPIENTS})."),
+    ],
     subject: Annotated[str, Param(help="The subject line.")],
     body: str = "",
 ) -> dict[str, Any]:
@@ -145,8 +160,7 @@ def _day_start(day: date | None) -> datetime | None:
 
 
 def _export_row(run: Run) -> list[Any]:
-    spec = find_job(run.job_name)
-    params = spec.mask(run.params) if spec else run.params
+    params = masked_params(run.job_name, run.params)
     duration = (
         (run.finished_at - run.started_at).total_seconds()
         if run.finished_at and run.started_at

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -34,11 +34,16 @@ def digest_of(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue_token(user: Any, name: str) -> tuple[ApiToken, str]:
-    """Create a token for `user`; answer it and the raw token, which exists nowhere else."""
+def issue_token(
+    user: Any, name: str, *, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for `user` (refused from `expires_at` on, if given); answer it and the raw
+    token, which exists nowhere else."""
     prefix = SCHEME + secrets.token_hex(PREFIX_BYTES)
     raw = f"{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
-    token = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=digest_of(raw))
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=prefix, digest=digest_of(raw), expires_at=expires_at
+    )
     return token, raw
 
 
@@ -48,8 +53,9 @@ def may_use_tokens(user: Any) -> bool:
 
 
 def authenticate(raw: str) -> ApiToken | None:
-    """The active token `raw` is, with its user loaded, or None: unknown, revoked, or its user is
-    inactive or no longer staff (the pages' rule: the token carries exactly its user's rights).
+    """The active token `raw` is, with its user loaded, or None: unknown, revoked, expired, or its
+    user is inactive or no longer staff (the pages' rule: the token carries exactly its user's
+    rights).
 
     Safe against timing attacks without a constant-time comparison of the secret: the lookup is
     by digest, and an attacker who learns how much of a digest matched learns nothing about a
@@ -70,6 +76,16 @@ def authenticate(raw: str) -> ApiToken | None:
     return token
 
 
+def expired(raw: str) -> ApiToken | None:
+    """The token `raw` is if it is refused only because it expired (not revoked), so the API
+    can say so; None otherwise."""
+    if not isinstance(raw, str) or not raw.startswith(SCHEME) or len(raw) > MAX_LENGTH:
+        return None
+    return ApiToken.objects.filter(
+        digest=digest_of(raw), revoked_at__isnull=True, expires_at__lte=timezone.now()
+    ).first()
+
+
 def revoke(token: ApiToken) -> bool:
     """Revoke `token` from now on; False if it already was (it keeps its first revocation time)."""
     now = timezone.now()
@@ -86,5 +102,22 @@ def tokens_of(user: Any) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
 
 
+def unexpired() -> Q:
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+
+
 def active_count(user: Any) -> int:
-    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).count()
+    """`user`'s tokens that still work: neither revoked nor expired."""
+    return ApiToken.objects.filter(unexpired(), user=user, revoked_at__isnull=True).count()
+
+
+def revoke_all(user: Any) -> list[ApiToken]:
+    """Revoke every token of `user` that still works; answer those revoked."""
+    now = timezone.now()
+    live = list(ApiToken.objects.filter(unexpired(), user=user, revoked_at__isnull=True))
+    ApiToken.objects.filter(pk__in=[t.pk for t in live], revoked_at__isnull=True).update(
+        revoked_at=now
+    )
+    for token in live:
+        token.revoked_at = now
+    return live

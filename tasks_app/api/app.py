@@ -25,7 +25,7 @@ from ..jobs.params import ParamsError
 from ..lifecycle import AlreadyActive
 from ..services import NotRetriable, ServiceError
 from . import jobs, runs, schedules, stats
-from .auth import BearerToken, staff_or_token
+from .auth import BearerToken, TokenExpired, staff_or_token
 from .errors import ApiError, field_errors
 
 api = NinjaAPI(
@@ -134,7 +134,8 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    response = _error(request, 401, "Give a valid token: Authorization: Bearer <token>.")
+    detail = exc.message if isinstance(exc, TokenExpired) else ""
+    response = _error(request, 401, detail or "Give a valid token: Authorization: Bearer <token>.")
     response["WWW-Authenticate"] = 'Bearer realm="taskdeck"'
     return response
 

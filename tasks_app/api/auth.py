@@ -1,14 +1,16 @@
 """Who calls the API: `Authorization: Bearer <token>`, a personal token (tasks_app.tokens).
 
 No session or cookie auth, so the API needs no CSRF token and a browser's cookies can never
-act through it. A missing or unknown token is 401; the token of a user who is not (or no
-longer) staff is 403, as the pages refuse such users.
+act through it. A missing, unknown, revoked or expired token is 401 (an expired one says so, so
+its owner knows to make a new one); the token of a user who is not (or no longer) staff is 403,
+as the pages refuse such users.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC
 from functools import wraps
 from typing import Any
 
@@ -16,12 +18,27 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer
 
 from ..models import ApiToken
 from ..services import Actor
-from ..tokens import authenticate, digest_of
+from ..tokens import authenticate, digest_of, expired
 from .errors import ApiError
+
+
+class TokenExpired(AuthenticationError):
+    """A 401 that says the token expired, and when."""
+
+    def __init__(self, token: ApiToken) -> None:
+        assert token.expires_at is not None
+        when = token.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        super().__init__(
+            message=(
+                f"This token ({token.prefix}…) expired on {when}. Create a new one under API "
+                "tokens in the dashboard."
+            )
+        )
 
 
 class BearerToken(HttpBearer):
@@ -44,6 +61,8 @@ class BearerToken(HttpBearer):
         if found is None:
             if _token_of_non_staff(token):
                 raise PermissionDenied("This token's user is not staff.")
+            if (stale := expired(token)) is not None:
+                raise TokenExpired(stale)
             return None
         return Actor(user=found.user, token_name=found.name)
 
@@ -75,6 +94,8 @@ def staff_or_token(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
                 found = BearerToken().authenticate(request, header[7:].strip())
             except PermissionDenied as error:
                 return _json_error(403, str(error))
+            except TokenExpired as error:
+                return _unauthorized(error.message)
             if found is None:
                 return _unauthorized()
         elif not user.is_authenticated:
@@ -95,7 +116,10 @@ def _json_error(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"detail": detail, "errors": {}}, status=status)
 
 
-def _unauthorized() -> JsonResponse:
-    response = _json_error(401, "Give a valid token: Authorization: Bearer <token>.")
+NO_VALID_TOKEN = "Give a valid token: Authorization: Bearer <token>."  # noqa: S105 - a message
+
+
+def _unauthorized(detail: str = NO_VALID_TOKEN) -> JsonResponse:
+    response = _json_error(401, detail)
     response["WWW-Authenticate"] = 'Bearer realm="taskdeck"'
     return response

@@ -37,6 +37,8 @@ class RunQuery(RunFilterIn):
 
 
 def run_out(task_id: str) -> dict[str, Any]:
+    """One run with its details. For a caller who just acted on it (which needs the job's
+    permission, as reading does); `GET /runs/{task_id}` checks `require_run_read` first."""
     detail = selectors.run_detail(task_id)
     if detail is None:
         raise ApiError(404, f"No run {task_id}.")
@@ -139,8 +141,17 @@ def retry_many(request: HttpRequest, body: BulkRetryIn) -> dict[str, Any]:
     }
 
 
-@router.get("/runs/{task_id}", response=responses({200: RunOut}, 404), summary="One run")
+@router.get(
+    "/runs/{task_id}",
+    response=responses({200: RunOut}, 404),
+    summary="One run",
+    description=(
+        "A run of a job that declares a permission (`@job(permission=...)`) is shown only to "
+        "callers with that permission (403 otherwise); the history lists it without details."
+    ),
+)
 def run(request: HttpRequest, task_id: str) -> dict[str, Any]:
+    services.require_run_read(actor(request), _run(task_id))
     return run_out(task_id)
 
 
@@ -152,6 +163,7 @@ def run(request: HttpRequest, task_id: str) -> dict[str, Any]:
 )
 def run_named_retry(request: HttpRequest) -> dict[str, Any]:
     """Django matches the path before the method, so GET here must answer as for a task id."""
+    services.require_run_read(actor(request), _run("retry"))
     return run_out("retry")
 
 

@@ -3,7 +3,15 @@ API, admin, code) gets the same rules; every action writes an audit entry."""
 
 from ..jobs.errors import BrokerUnavailable
 from ..jobs.params import ParamsError
-from .common import Actor, ServiceError
+from .common import (
+    Actor,
+    ServiceError,
+    may_act_on_task,
+    may_read_run,
+    may_read_runs_of,
+    require_run_read,
+    require_task_permission,
+)
 from .runs import (
     BulkLimitExceeded,
     BulkOutcome,
@@ -37,6 +45,11 @@ __all__ = [
     "ParamsError",
     "ServiceError",
     "job_launch",
+    "may_act_on_task",
+    "may_read_run",
+    "may_read_runs_of",
+    "require_run_read",
+    "require_task_permission",
     "run_cancel",
     "run_retry",
     "runs_cancel_bulk",

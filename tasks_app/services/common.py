@@ -8,7 +8,12 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 
+from ..jobs.registry import find_job
 from ..models import AuditEntry, Run
+
+# Said when a non-superuser acts on a task that is not a registered job (one `.delay()`s in code,
+# or a superuser scheduled in the admin): such a task has no schema and no permission of its own.
+SUPERUSERS_ONLY = "Only superusers act on tasks that are not registered jobs ({name})."
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,60 @@ class Actor:
         missing = [perm for perm in perms if not self.has_perm(perm)]
         if missing:
             raise PermissionDenied(f"{self.label} lacks the permission {', '.join(missing)}.")
+
+    @property
+    def is_superuser(self) -> bool:
+        """An active superuser (through a token too), or a schedule or the system, which, as in
+        `has_perm`, act with what the staff who configured them had."""
+        if self.schedule_name or self.system:
+            return True
+        user = self.user
+        return bool(user is not None and user.is_active and getattr(user, "is_superuser", False))
+
+
+# --- who may act on or read what: the one policy every way in (pages, API, admin) applies ---
+
+
+def may_act_on_task(actor: Actor, task_name: str) -> bool:
+    """Besides the action's own permission (launch, retry, cancel, manage schedules): a job's
+    `permission=`, if it declares one; for a task that is not a registered job, superuser."""
+    spec = find_job(task_name)
+    if spec is None:
+        return actor.is_superuser
+    return not spec.permission or actor.has_perm(spec.permission)
+
+
+def require_task_permission(actor: Actor, task_name: str) -> None:
+    """`may_act_on_task`, or PermissionDenied saying what is missing."""
+    spec = find_job(task_name)
+    if spec is None:
+        if not actor.is_superuser:
+            raise PermissionDenied(SUPERUSERS_ONLY.format(name=task_name))
+    elif spec.permission:
+        actor.require(spec.permission)
+
+
+def may_read_run(actor: Actor, run: Run) -> bool:
+    """Whether `actor` may see a run's details (parameters, result, error, traceback, log,
+    file): a job that asks for a permission shows them only to those who have it. Any staff user
+    sees that the run exists (the history lists it), and the details of other runs."""
+    return may_read_runs_of(actor, run.job_name)
+
+
+def may_read_runs_of(actor: Actor, task_name: str) -> bool:
+    """`may_read_run` by task name, for rows that name it (e.g. Celery's TaskResult)."""
+    spec = find_job(task_name)
+    return spec is None or not spec.permission or actor.has_perm(spec.permission)
+
+
+def require_run_read(actor: Actor, run: Run) -> None:
+    """`may_read_run`, or PermissionDenied naming the permission."""
+    if not may_read_run(actor, run):
+        spec = find_job(run.job_name)
+        permission = spec.permission if spec is not None else ""
+        raise PermissionDenied(
+            f"The details of {run.job_name} runs need the permission {permission}."
+        )
 
 
 class ServiceError(Exception):

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from .. import broker, lifecycle, selectors
 from ..jobs.policies import QUEUES
-from ..jobs.registry import JobSpec, find_job, get_job
+from ..jobs.registry import JobSpec, find_job, get_job, masked_params
 from ..jobs.task import Launch
 from ..models import Run, RunSource, RunState
-from .common import Actor, ServiceError, audit
+from .common import Actor, ServiceError, audit, may_act_on_task, require_task_permission
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +111,21 @@ def job_launch(
         actor,
         "run.launch",
         run,
-        {"job": job_name, "params": spec.mask(json_params), **_jsonable(celery_options)},
+        {
+            "job": job_name,
+            "params": masked_params(job_name, json_params),
+            **_jsonable(celery_options),
+        },
     )
     return run
 
 
 def run_retry(run: Run, *, actor: Actor) -> Run:
-    """A new run with exactly the same parameters, linked to the original (and its root)."""
+    """A new run with exactly the same parameters, linked to the original (and its root).
+    A job's own permission is needed too; a run of a plain task (not a registered job),
+    superuser."""
     actor.require("tasks_app.retry_run")
-    spec = find_job(run.job_name)
-    if spec is not None and spec.permission:
-        actor.require(spec.permission)
+    require_task_permission(actor, run.job_name)
     if run.state not in RETRIABLE_STATES:
         state = run.get_state_display().lower()
         raise NotRetriable(
@@ -177,9 +181,8 @@ def runs_retry_bulk(
         if run.state not in RETRIABLE_STATES:
             outcome.skipped.append((run, f"is {run.get_state_display().lower()}"))
             continue
-        spec = find_job(run.job_name)
-        if spec is not None and spec.permission and not actor.has_perm(spec.permission):
-            outcome.skipped.append((run, "needs a permission you lack"))
+        if not may_act_on_task(actor, run.job_name):
+            outcome.skipped.append((run, _lacking(run)))
             continue
         try:
             new = _retry(run, actor)
@@ -203,7 +206,8 @@ def run_cancel(run: Run, *, actor: Actor, terminate: bool = False) -> lifecycle.
     """Queued: the run becomes REVOKED and never starts (stored in the database, so it holds
     across worker restarts and while no worker is online). Running: it stops at its next
     progress point; `terminate=True` also kills the process running it. A job's own
-    permission is needed to cancel it, as to launch or retry it."""
+    permission is needed to cancel it, as to launch or retry it; a run of a plain task (not a
+    registered job), superuser, as every action on one."""
     _require_cancel(actor, run)
     result = lifecycle.request_cancel(run.task_id, by=actor.label, terminate=terminate)
     if result is not lifecycle.CancelOutcome.ALREADY_FINAL:
@@ -217,9 +221,8 @@ def runs_cancel_bulk(*, actor: Actor, ids: Sequence[int], terminate: bool = Fals
     actor.require("tasks_app.cancel_run")
     outcome = BulkOutcome()
     for run in _bulk_targets(ids, None, None, retriable_only=False):
-        spec = find_job(run.job_name)
-        if spec is not None and spec.permission and not actor.has_perm(spec.permission):
-            outcome.skipped.append((run, "needs a permission you lack"))
+        if not may_act_on_task(actor, run.job_name):
+            outcome.skipped.append((run, _lacking(run)))
             continue
         result = run_cancel(run, actor=actor, terminate=terminate)
         if result is lifecycle.CancelOutcome.ALREADY_FINAL:
@@ -240,9 +243,14 @@ def _require_launch(actor: Actor, spec: JobSpec) -> None:
 
 def _require_cancel(actor: Actor, run: Run) -> None:
     actor.require("tasks_app.cancel_run")
-    spec = find_job(run.job_name)
-    if spec is not None and spec.permission:
-        actor.require(spec.permission)
+    require_task_permission(actor, run.job_name)
+
+
+def _lacking(run: Run) -> str:
+    """Why a bulk action skipped `run`, refused by `may_act_on_task`."""
+    if find_job(run.job_name) is None:
+        return "not a registered job: superusers only"
+    return "needs a permission you lack"
 
 
 def _check_limit(count: int, limit: int | None) -> None:

@@ -38,7 +38,7 @@ from ..schedules.definition import (
     snapshot,
     write,
 )
-from .common import Actor, ServiceError, audit
+from .common import Actor, ServiceError, audit, require_task_permission
 from .runs import LaunchOptions, job_launch
 
 MANAGE = "tasks_app.manage_schedules"
@@ -65,6 +65,8 @@ def schedule_save(
     """Create a schedule, or change `task` to `definition`. Raises PermissionDenied,
     InvalidSchedule or ParamsError; nothing is stored then."""
     actor.require(MANAGE)
+    if task is not None:
+        require_job_permission(actor, task.task)  # what it launches now, as well as after
     params = _checked(definition, actor, task)
     with transaction.atomic():
         if task is not None:
@@ -144,7 +146,9 @@ def schedule_delete(task: PeriodicTask, *, actor: Actor) -> None:
 
 def schedule_run_now(task: PeriodicTask, *, actor: Actor) -> Run:
     """Launch the schedule's job now with its parameters and options, recorded as a run of
-    this schedule (source "schedule") launched by `actor`."""
+    this schedule (source "schedule") launched by `actor`. A plain task's schedule:
+    superusers only, as every action on one."""
+    require_job_permission(actor, task.task)
     spec = find_job(task.task)
     definition = definition_of(task)
     options = LaunchOptions(queue=definition.queue or None, priority=_launch_priority(task))
@@ -186,6 +190,8 @@ def periodic_task_check(task: PeriodicTask, *, actor: Actor) -> dict[str, Any]:
     Raises PermissionDenied, InvalidSchedule (keyed by PeriodicTask field) or ParamsError."""
     actor.require(MANAGE)
     original = PeriodicTask.objects.filter(pk=task.pk).first() if task.pk else None
+    if original is not None:
+        require_job_permission(actor, original.task)
     return _checked_row(task, actor, original)
 
 
@@ -197,6 +203,8 @@ def periodic_task_save(task: PeriodicTask, *, actor: Actor) -> PeriodicTask:
         original = None
         if task.pk is not None:
             original = PeriodicTask.objects.select_for_update().filter(pk=task.pk).first()
+        if original is not None:
+            require_job_permission(actor, original.task)
         kwargs = _checked_row(task, actor, original)
         before = snapshot(original) if original is not None else None
         if find_job(task.task) is not None:
@@ -377,11 +385,10 @@ def _timing_errors(definition: ScheduleDefinition, task: PeriodicTask | None) ->
 
 
 def require_job_permission(actor: Actor, job: str) -> None:
-    """What every write to a schedule needs besides `MANAGE`: the permission of the job it
-    launches, if that job asks for one (PermissionDenied otherwise)."""
-    spec = find_job(job)
-    if spec is not None and spec.permission:
-        actor.require(spec.permission)
+    """What every action on a schedule needs besides its own permission (`MANAGE`, or launch
+    for run now): the permission of the job it launches, if that job asks for one; for a task
+    that is not a registered job, superuser (PermissionDenied otherwise)."""
+    require_task_permission(actor, job)
 
 
 def _plain_task_problem(name: str, actor: Actor) -> str:
@@ -417,7 +424,7 @@ def _declared(task: PeriodicTask) -> bool:
 
 
 def _superuser(actor: Actor) -> bool:
-    return bool(actor.user is not None and getattr(actor.user, "is_superuser", False))
+    return actor.is_superuser
 
 
 def _launch_priority(task: PeriodicTask) -> int | None:

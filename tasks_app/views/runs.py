@@ -102,11 +102,13 @@ def run_detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
         live = selectors.run_live(task_id)  # the 1-second poll: one row, not the whole page
         if live is None:
             raise Http404("No such run.")
+        services.require_run_read(actor_for(request), live.run)  # a restricted job: 403
         context = {"d": live, "run": live.run, "cancel_form": CancelForm()}
         return render(request, "tasks_app/run.html#live", context)
     detail = selectors.run_detail(task_id)
     if detail is None:
         raise Http404("No such run.")
+    services.require_run_read(actor_for(request), detail.run)  # a restricted job: 403
     context = {"d": detail, "run": detail.run, "cancel_form": CancelForm()}
     return render(request, "tasks_app/run.html", context)
 
@@ -147,6 +149,7 @@ def run_cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
 
 def run_artifact(request: HtmxHttpRequest, task_id: str) -> FileResponse:
     run = get_object_or_404(Run, task_id=task_id)
+    services.require_run_read(actor_for(request), run)  # before saying whether it has a file
     if not run.artifact:
         raise Http404("This run has no file.")
     try:

@@ -16,11 +16,28 @@ from ..services.common import ServiceError
 from ..types import HtmxHttpRequest
 from .common import actor_for
 
+EXPIRY_CHOICES = [
+    ("7", "in 7 days"),
+    ("30", "in 30 days"),
+    ("90", "in 90 days"),
+    ("365", "in a year"),
+    ("", "never (until revoked)"),
+]
+
 
 class TokenForm(forms.Form):
     name = forms.CharField(
         max_length=token_services.NAME_MAX,
         help_text="What it is for, e.g. “CI deploys” or “nightly report script”.",
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires",
+        choices=EXPIRY_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+        initial="90",
+        help_text="After this the token is refused; changing your password revokes it too.",
     )
 
 
@@ -38,10 +55,12 @@ def tokens(request: HtmxHttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 created, raw = token_services.token_create(
-                    actor=actor_for(request), name=form.cleaned_data["name"]
+                    actor=actor_for(request),
+                    name=form.cleaned_data["name"],
+                    expires_in_days=form.cleaned_data["expires_in_days"],
                 )
             except ServiceError as error:
-                form.add_error("name", str(error))
+                form.add_error(getattr(error, "field", "name"), str(error))
             else:
                 status = 201
                 form = TokenForm()

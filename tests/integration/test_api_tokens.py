@@ -71,7 +71,9 @@ def test_a_token_is_stored_only_as_its_digest(alice: User) -> None:
     assert secret not in stored
     entry = AuditEntry.objects.get(action="token.create")
     assert token.digest not in str(entry.details)
-    assert entry.details == {"name": "ci", "prefix": token.prefix, "user": "alice"}
+    assert entry.details == {
+        "name": "ci", "prefix": token.prefix, "user": "alice", "expires_at": None,
+    }  # fmt: skip
     assert (entry.target_type, entry.target_id) == ("token", str(token.pk))
     assert (entry.actor_user_id, entry.actor_label) == (alice.pk, "alice")
 

@@ -9,6 +9,9 @@ with the role's own token, the Django admin). The rules (tasks_app/services):
   superuser may revoke (tokens are made in the dashboard, never through the API)
 - a superuser has every permission; staff with none of them may browse but not act;
   a token carries exactly its user's permissions.
+- on top (test_security_permissions.py): a job's own `permission=` for acting on and reading
+  its runs and schedules (cleanup and send_email have theirs), superuser for anything on a plain
+  Celery task that is not a registered job.
 
 Each cell asserts either "allowed" (2xx/3xx and the effect happened) or "refused" (403, and
 nothing changed: no run, schedule, token or audit entry was added, changed or removed).
@@ -35,7 +38,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tasks_app import services
 from tasks_app.models import ApiToken, AuditEntry, Run, RunState
-from tasks_app.schedules.declared import BUILTIN, CLEANUP
+from tasks_app.schedules.declared import BUILTIN, REAPER
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
@@ -121,7 +124,8 @@ def make_world(client: Client, role: str, *, admin_access: bool) -> World:
         ),
         actor=Actor(user=owner),
     )  # fmt: skip
-    builtin = PeriodicTask.objects.get(name=CLEANUP)  # synced by migrate
+    # The reaper's: the cleanup job asks for a permission of its own (tasks_app.run_cleanup).
+    builtin = PeriodicTask.objects.get(name=REAPER)  # synced by migrate
     declared = services.schedule_save(
         replace(definition_of(builtin), description="edited by hand"),
         actor=Actor(user=owner),
@@ -211,7 +215,7 @@ def ran_now(w: World) -> bool:
 
 
 def reset(w: World) -> bool:
-    return PeriodicTask.objects.get(pk=w.declared.pk).description == BUILTIN[CLEANUP].description
+    return PeriodicTask.objects.get(pk=w.declared.pk).description == BUILTIN[REAPER].description
 
 
 def token_named(name: str) -> Callable[[World], bool]:

@@ -1,4 +1,5 @@
-"""`manage.py create_api_token USERNAME [--name NAME]`: issue an API token for a user.
+"""`manage.py create_api_token USERNAME [--name NAME] [--expires-days N]`: issue an API token for
+a user, refused after N days if given (else until revoked).
 
 Prints only the token on stdout, so a script can capture it (`TOKEN=$(python manage.py
 create_api_token ci-bot --name deploys)`). The token is not stored and cannot be shown again.
@@ -25,6 +26,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--name", default="manage.py", help="What the token is for (default: manage.py)."
         )
+        parser.add_argument(
+            "--expires-days",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Refuse the token after N days (default: it works until revoked).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         username: str = options["username"]
@@ -36,7 +44,10 @@ class Command(BaseCommand):
             raise CommandError(f"User {username!r} is inactive; a token of theirs would not work.")
         try:
             _token, raw = token_create(
-                actor=Actor(system="manage.py"), name=options["name"], user=user
+                actor=Actor(system="manage.py"),
+                name=options["name"],
+                user=user,
+                expires_in_days=options["expires_days"],
             )
         except (ServiceError, PermissionDenied) as error:
             raise CommandError(str(error)) from error
