@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..jobs.sealing import is_sealed
 from .schemas import ErrorOut
 
 # Every operation: bad input, no or bad token, not permitted, body over the limit.
@@ -42,3 +43,19 @@ def field_errors(prefix: str, errors: Mapping[str, Sequence[str]]) -> dict[str, 
         prefix if name == "__all__" else f"{prefix}.{name}": list(messages)
         for name, messages in errors.items()
     }
+
+
+def refuse_sealed_input(
+    params: Mapping[str, Any], stored: Mapping[str, Any] | None = None, prefix: str = "params"
+) -> None:
+    """Refuse a `{"$sealed": ...}` value a client sent, unless it is the very value stored in
+    that parameter (`stored`: the schedule being changed). Answers show the mask, and sending
+    the mask back keeps a stored secret, so any other sealed value was copied from storage or
+    the broker (another run's, another schedule's): refused, naming the field."""
+    stored = stored or {}
+    forged = [
+        name for name, value in params.items() if is_sealed(value) and stored.get(name) != value
+    ]
+    if forged:
+        message = "Send the value itself; sealed values are not accepted from clients."
+        raise ApiError(400, "Invalid parameters.", {f"{prefix}.{n}": [message] for n in forged})

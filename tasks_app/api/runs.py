@@ -14,7 +14,7 @@ from ..models import Run, RunSource
 from ..selectors import RunFilter
 from ..services.runs import UNKNOWN
 from .auth import actor
-from .errors import ApiError, field_errors, responses
+from .errors import ApiError, field_errors, refuse_sealed_input, responses
 from .schemas import (
     NO_BODY,
     BulkRetryIn,
@@ -83,6 +83,7 @@ def to_filter(data: RunFilterIn) -> RunFilter:
 @router.post("/runs", response=responses({201: RunOut}, 409, 503), summary="Launch a job")
 def launch(request: HttpRequest, body: RunCreateIn) -> Status[dict[str, Any]]:
     options = services.LaunchOptions(**body.options.model_dump())
+    refuse_sealed_input(body.params)
     try:
         run = services.job_launch(
             body.job, body.params, actor=actor(request), options=options, source=RunSource.API

@@ -15,7 +15,7 @@ from ..jobs.registry import find_job, masked_params
 from ..schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
 from ..selectors import ScheduleRow
 from .auth import actor
-from .errors import ApiError, field_errors, responses
+from .errors import ApiError, field_errors, refuse_sealed_input, responses
 from .runs import run_out
 from .schemas import NO_BODY, RunOut, ScheduleIn, ScheduleOut, SchedulePatchIn, TimingIn
 
@@ -123,6 +123,7 @@ def schedules(request: HttpRequest) -> list[dict[str, Any]]:
 
 @router.post("/schedules", response=responses({201: ScheduleOut}), summary="Create a schedule")
 def create(request: HttpRequest, body: ScheduleIn) -> Status[dict[str, Any]]:
+    refuse_sealed_input(body.params)
     definition = ScheduleDefinition(
         name=body.name,
         job=body.job,
@@ -156,6 +157,7 @@ def change(request: HttpRequest, pk: int, body: SchedulePatchIn) -> dict[str, An
         changes["timing"] = _timing(body.timing)
     job = changes.get("job") or stored.job
     if body.params is not None:
+        refuse_sealed_input(body.params, stored.params if stored.job == job else None)
         changes["params"] = _keep_secrets(body.params, job, stored)
     elif job != stored.job:
         changes["params"] = {}  # another job: its own defaults, not the old job's values

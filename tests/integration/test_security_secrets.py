@@ -341,6 +341,8 @@ def test_a_foreign_sealed_value_is_refused_by_the_api_and_nothing_is_queued(
         "another job's": seal("guess", "demo.sensitive", "password"),
         "another parameter's (stored)": stored["api_key"],
         "an unbound": seal(PASSWORD),
+        # Right job and parameter, but not the value stored here (another run's or schedule's).
+        "another run's": seal("copied", FUNCTION, "password"),
     }
     for why, token in foreign.items():
         launch = client.post(
@@ -376,6 +378,12 @@ def test_a_foreign_sealed_value_is_refused_by_the_api_and_nothing_is_queued(
         content_type="application/json", headers=bearer,
     )  # fmt: skip
     assert kept.status_code == 200, kept.content.decode()
+    assert kwargs_of(task) == {**stored, "label": "new"}
+    as_stored = client.patch(
+        f"/api/v1/schedules/{task.pk}", {"params": {**stored, "label": "new"}},
+        content_type="application/json", headers=bearer,
+    )  # fmt: skip
+    assert as_stored.status_code == 200, as_stored.content.decode()
     assert kwargs_of(task) == {**stored, "label": "new"}
     # Run now sends the stored values as they are.
     run = services.schedule_run_now(task, actor=Actor(user=boss))
