@@ -26,6 +26,7 @@ from django_celery_results.models import TaskResult
 from . import admin_schedules  # noqa: F401 - registers the PeriodicTask admin
 from .jobs.registry import all_jobs, masked_params
 from .models import AuditEntry, Run
+from .services import Actor, may_read_run, may_read_runs_of
 
 
 class LargeTablePaginator(Paginator):  # type: ignore[type-arg]
@@ -90,6 +91,12 @@ class RunAdmin(ReadOnlyAdmin):
     search_help_text = "A whole task id."
     exclude = ("params",)
     readonly_fields = ("masked_params",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A restricted job's run opens only for those with its permission (as in the
+        dashboard); the list shows every row."""
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or may_read_run(Actor(user=request.user), obj))
 
     @admin.display(description="Parameters")
     def masked_params(self, run: Run) -> dict[str, Any]:
@@ -156,3 +163,13 @@ class TaskResultAdmin(StockTaskResultAdmin):
     list_filter = (TaskStatusFilter, TaskNameFilter, "date_done")  # type: ignore[assignment]
     search_fields = ("task_id__exact",)  # type: ignore[assignment]
     search_help_text = "A whole task id."
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A restricted job's result, traceback and arguments: only with its permission."""
+        return super().has_view_permission(request, obj) and self._readable(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._readable(request, obj)
+
+    def _readable(self, request: HttpRequest, obj: TaskResult | None) -> bool:
+        return obj is None or may_read_runs_of(Actor(user=request.user), obj.task_name or "")

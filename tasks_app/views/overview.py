@@ -3,8 +3,9 @@
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from .. import charts, selectors
+from .. import charts, selectors, services
 from ..types import HtmxHttpRequest
+from .common import actor_for
 
 
 def overview(request: HtmxHttpRequest) -> HttpResponse:
@@ -18,6 +19,10 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         ],
         "chart": charts.hourly_chart(selectors.hourly_activity(24)),
         "active": active,
-        "failures": selectors.latest_failures(),
+        # A restricted job's error is a detail: shown only to those who may read its runs.
+        "failures": [
+            (run, services.may_read_run(actor_for(request), run))
+            for run in selectors.latest_failures()
+        ],
     }
     return render(request, "tasks_app/overview.html", context)

@@ -23,6 +23,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
 
 from tasks_app import services
 from tasks_app.jobs import registry
@@ -287,6 +288,38 @@ def test_with_the_jobs_permission_they_are_shown(client: Client, guarded_run: Ru
     assert b"".join(file.streaming_content) == SECRET.encode()  # type: ignore[attr-defined]
     assert detail.status_code == 200
     assert SECRET in detail.json()["error"]
+
+
+def test_the_overview_and_the_admin_hide_them_too(client: Client, guarded_run: Run) -> None:
+    """The other places that show a run's details: the overview's latest failures (its error)
+    and the admin's run and result pages."""
+    TaskResult.objects.create(
+        task_id=guarded_run.task_id, task_name=GUARDED, status="FAILURE",
+        result=json.dumps({"exc_message": [SECRET]}), traceback=f"ValueError: {SECRET}",
+    )  # fmt: skip
+    viewer = staff("viewer", "launch_job", "view_run", "view_taskresult", "change_taskresult")
+    client.force_login(viewer)
+    run_page = f"/admin/tasks_app/run/{guarded_run.pk}/change/"
+    result_pk = TaskResult.objects.get(task_id=guarded_run.task_id).pk
+    result_page = f"/admin/django_celery_results/taskresult/{result_pk}/change/"
+
+    overview = client.get("/")
+    assert overview.status_code == 200
+    assert guarded_run.task_id[:10].encode() in overview.content  # the row is listed
+    assert SECRET.encode() not in overview.content
+    assert b"Hidden: needs this job" in overview.content
+    for path in (run_page, result_page):
+        response = client.get(path)
+        assert response.status_code in (302, 403), path  # the admin redirects or refuses
+        assert SECRET.encode() not in response.content
+    # The lists still show the rows.
+    assert client.get("/admin/tasks_app/run/").status_code == 200
+    assert client.get("/admin/django_celery_results/taskresult/").status_code == 200
+
+    client.force_login(staff("reader", "change_user", "view_run", "view_taskresult"))
+    assert SECRET.encode() in client.get("/").content
+    for path in (run_page, result_page):
+        assert SECRET.encode() in client.get(path).content, path
 
 
 # --- 6. the destructive built-ins need their own permissions -----------------------------------
