@@ -1,16 +1,23 @@
 """Login throttling glue for django-axes (configured in settings: AXES_*).
 
-Axes counts failed logins by username and by client address in the database (so every web
-process and host shares the count) and refuses further attempts for a cool-off period. Two
-small adaptations live here.
+Axes counts failed logins per (username, client address) pair in the database (so every web
+process and host shares the count) and refuses further attempts for a cool-off period. Never by
+username alone: anyone could then lock the real admin out by failing five times. The
+adaptations live here: a separate, higher limit per address (one address guessing many
+usernames), calls without a request, and the client address behind trusted proxies.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from axes.attempts import get_cool_off_threshold
 from axes.backends import AxesStandaloneBackend
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_failure_limit
+from axes.models import AccessAttempt
 from django.conf import settings
+from django.db.models import Sum
 from django.http import HttpRequest
 
 
@@ -33,6 +40,37 @@ class LoginThrottleBackend(AxesStandaloneBackend):
             return None
         super().authenticate(request, username, password, **kwargs)
         return None
+
+
+class LoginThrottleHandler(AxesDatabaseHandler):
+    """Axes' database handler plus a per-address limit (TASKDECK_LOGIN_ADDRESS_FAILURE_LIMIT).
+
+    Axes compares one failure count with one limit (AXES_FAILURE_LIMIT); its lockout parameters
+    count the (username, address) pair. The address's own total, over every username within the
+    cool-off, has a higher limit; reaching it counts as the pair limit reached, so axes' own
+    checks (before a login, after a failure) refuse every username from that address. A
+    successful login clears only its own pair (axes' reset follows the lockout parameters), so
+    logging in to one's own account does not wipe an address's guesses at others.
+    """
+
+    def get_failures(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> int:
+        pair = int(super().get_failures(request, credentials))
+        limit = int(get_failure_limit(request, credentials))
+        if pair >= limit:
+            return pair
+        return limit if address_failures(request) >= address_failure_limit() else pair
+
+
+def address_failure_limit() -> int:
+    return int(getattr(settings, "TASKDECK_LOGIN_ADDRESS_FAILURE_LIMIT", 20))
+
+
+def address_failures(request: HttpRequest) -> int:
+    """Failed logins from the request's address, over every username, within the cool-off."""
+    attempts = AccessAttempt.objects.filter(ip_address=request.axes_ip_address)  # type: ignore[attr-defined]
+    if settings.AXES_COOLOFF_TIME is not None:
+        attempts = attempts.filter(attempt_time__gte=get_cool_off_threshold(request))
+    return int(attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0)
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -229,18 +229,22 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Login throttling (django-axes): after TASKDECK_LOGIN_FAILURE_LIMIT failed logins for one
-# username, or from one address, further attempts are refused (429, with a page saying how
-# long) until TASKDECK_LOGIN_LOCKOUT_MINUTES pass; a successful login clears the count. Counts
+# username from one address, that pair is refused (429, with a page saying how long) until
+# TASKDECK_LOGIN_LOCKOUT_MINUTES pass; one address failing TASKDECK_LOGIN_ADDRESS_FAILURE_LIMIT
+# times across any usernames is refused for every username. Never by username alone: strangers
+# could otherwise lock the real admin out. A successful login clears its pair's count. Counts
 # live in the database, so every web process shares them. Covers the login page and the admin's
 # (every `authenticate` with a request); the JSON API takes only 256-bit tokens.
 AUTHENTICATION_BACKENDS = [
     "dashboard.security.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "dashboard.security.LoginThrottleHandler"  # adds the per-address limit
 AXES_FAILURE_LIMIT = env_int("TASKDECK_LOGIN_FAILURE_LIMIT", 5)
+TASKDECK_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("TASKDECK_LOGIN_ADDRESS_FAILURE_LIMIT", 20)
 # In hours; a float rather than a timedelta, as Celery's `inspect conf` may JSON-encode settings.
 AXES_COOLOFF_TIME = env_int("TASKDECK_LOGIN_LOCKOUT_MINUTES", 15) / 60
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one reaching the limit locks
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # the pair; the address: the handler
 AXES_RESET_ON_SUCCESS = True
 # A refused attempt during the cool-off does not extend it: the page's "try again in" holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False

@@ -9,7 +9,12 @@ from tasks_app.api.app import api
 urlpatterns = [
     # Not redirect_authenticated_user: a signed-in user who is not staff must be able to sign in
     # as someone else.
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    # Django's LoginView would also take PUT as a login attempt.
+    path(
+        "login/",
+        auth_views.LoginView.as_view(http_method_names=["get", "head", "post"]),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

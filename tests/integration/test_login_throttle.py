@@ -1,8 +1,9 @@
-"""Login throttling (django-axes, settings AXES_*): after 5 failed logins for one username, or
-from one address, further attempts are refused for the cool-off (15 minutes) with a page that
-says so (429, not a 500), even with the right password; a successful login clears the count;
-the admin's login is covered the same way. API tokens are 256-bit secrets, so guessing one is
-hopeless without any throttle.
+"""Login throttling (django-axes, settings AXES_*): after 5 failed logins for one username from
+one address, or 20 from one address over any usernames, further attempts from there are refused
+for the cool-off (15 minutes) with a page that says so (429, not a 500), even with the right
+password. Never by username alone: strangers failing from elsewhere cannot lock the real user
+out. A successful login clears its count; the admin's login is covered the same way. API tokens
+are 256-bit secrets, so guessing one is hopeless without any throttle.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.django_db
 
 PASSWORD = "x-Secret-123"
 LIMIT = settings.AXES_FAILURE_LIMIT
+ADDRESS_LIMIT = settings.TASKDECK_LOGIN_ADDRESS_FAILURE_LIMIT
 
 
 @pytest.fixture
@@ -61,13 +63,14 @@ def assert_locked_out(response: Attempt) -> None:
     assert response.status_code == 429
     assert not response.logged_in
     assert "Too many failed logins" in response.html
-    assert "logging in is paused for 15 minutes" in response.html
+    assert "logging in from it is paused for 15 minutes" in response.html
 
 
 def test_the_defaults() -> None:
     assert settings.AXES_FAILURE_LIMIT == 5
     assert timedelta(hours=settings.AXES_COOLOFF_TIME) == timedelta(minutes=15)
-    assert settings.AXES_LOCKOUT_PARAMETERS == ["ip_address", "username"]
+    assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
+    assert ADDRESS_LIMIT == 20
     assert settings.AXES_RESET_ON_SUCCESS is True
 
 
@@ -80,26 +83,42 @@ def test_below_the_limit_the_right_password_still_works(alice: User) -> None:
     assert response.logged_in
 
 
-def test_the_limit_for_a_username_locks_it_out_even_with_the_right_password(
-    alice: User,
-) -> None:
-    # From a different address each time: the username's own count locks it.
-    for i in range(LIMIT - 1):
-        fail(1, ip=f"10.0.1.{i}")
-    last = attempt("alice", "wrong-password", ip="10.0.1.99")
+def test_failures_for_a_username_from_many_addresses_do_not_lock_it_out(alice: User) -> None:
+    """Strangers failing for `alice` from five addresses (the limit, many times over in all)
+    cannot lock the real alice out from hers."""
+    for i in range(LIMIT):
+        fail(LIMIT - 1, ip=f"10.0.1.{i}")
+
+    response = attempt("alice", PASSWORD, ip="10.0.2.1")
+
+    assert response.status_code == 302
+    assert response.logged_in
+
+
+def test_the_limit_for_a_username_from_one_address_locks_that_pair(alice: User) -> None:
+    for _ in range(LIMIT - 1):
+        fail(1, ip="10.0.1.1")
+    last = attempt("alice", "wrong-password", ip="10.0.1.1")
 
     assert_locked_out(last)  # the attempt that reaches the limit gets the page already
-    assert_locked_out(attempt("alice", PASSWORD, ip="10.0.2.1"))
-    # Another user, from yet another address, is not affected.
+    assert_locked_out(attempt("alice", PASSWORD, ip="10.0.1.1"))
+    # The same username from another address, and another username from this one, still work.
+    assert attempt("alice", PASSWORD, ip="10.0.2.1").logged_in
     User.objects.create_user("bob", password=PASSWORD, is_staff=True)
-    assert attempt("bob", PASSWORD, ip="10.0.3.1").logged_in
+    assert attempt("bob", PASSWORD, ip="10.0.1.1").logged_in
 
 
-def test_the_limit_from_an_address_locks_every_username_from_it(alice: User) -> None:
-    for name in ("u1", "u2", "u3", "u4", "u5"):
-        fail(1, username=name, ip="10.9.9.9")
+def test_the_address_limit_locks_every_username_from_it(alice: User) -> None:
+    """One address guessing many usernames, never reaching the pair limit for any, is locked
+    at its own (higher) limit; other addresses are not."""
+    for i in range(ADDRESS_LIMIT - 1):
+        fail(1, username=f"u{i}", ip="10.9.9.9")
+    assert attempt("alice", PASSWORD, ip="10.9.9.9").logged_in  # one short of the limit
 
+    fail(1, username="one-more", ip="10.9.9.9")
+    # alice's own success cleared only her pair, not the address's guesses at others.
     assert_locked_out(attempt("alice", PASSWORD, ip="10.9.9.9"))
+    assert_locked_out(attempt("new-name", "wrong-password", ip="10.9.9.9"))
     assert attempt("alice", PASSWORD, ip="10.9.9.10").logged_in
 
 
@@ -136,7 +155,7 @@ def test_a_forged_forwarded_for_header_does_not_escape_the_address_limit(alice: 
     """Without a trusted proxy (TASKDECK_TRUSTED_PROXIES=0) the client's X-Forwarded-For is
     ignored: changing it on every attempt does not start a fresh count."""
     for i in range(LIMIT):
-        fail(1, username=f"guess{i}", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}")
+        fail(1, HTTP_X_FORWARDED_FOR=f"192.0.2.{i}")
 
     assert_locked_out(attempt("alice", PASSWORD, HTTP_X_FORWARDED_FOR="192.0.2.200"))
 
@@ -150,7 +169,7 @@ def test_behind_a_trusted_proxy_the_client_address_comes_from_it(
     proxy = "10.0.0.254"
     for i in range(LIMIT):
         forged = f"192.0.2.{i}, 198.51.100.7"  # a forged first entry, then the real client
-        fail(1, username=f"guess{i}", ip=proxy, HTTP_X_FORWARDED_FOR=forged)
+        fail(1, ip=proxy, HTTP_X_FORWARDED_FOR=forged)
 
     assert_locked_out(attempt("alice", PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR="198.51.100.7"))
     # Another client behind the same proxy is not locked out with it.
