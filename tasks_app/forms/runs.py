@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.db.models import Model
 from django.utils import timezone
 
 from ..jobs.params import DateTimeInput
 from ..jobs.policies import QUEUES
 from ..jobs.registry import all_jobs
-from ..models import RunSource, RunState
+from ..models import Run, RunSource, RunState
 from ..selectors import RunFilter
 from ..services import LaunchOptions
 
@@ -114,9 +116,30 @@ class CancelForm(forms.Form):
     )
 
 
+def id_of(model: type[Model]) -> Callable[[str], int]:
+    """A form field's `coerce` for ids of `model`: a positive int that fits its key column.
+
+    Python's int has no bound, but the database's has: a larger value in `pk__in` makes SQLite
+    raise OverflowError and PostgreSQL refuse the query (both a 500). Out of range, it raises
+    ValueError, which the field reports as an invalid choice.
+    """
+    key = model._meta.pk
+    assert key is not None
+
+    def coerce(value: str) -> int:
+        number = int(value)
+        if number < 1:
+            raise ValueError(value)
+        for validator in key.validators:  # the column's range on this database
+            validator(number)
+        return number
+
+    return coerce
+
+
 class BulkActionForm(forms.Form):
     action = forms.ChoiceField(choices=[("retry", "Retry selected"), ("cancel", "Cancel selected")])
-    run = forms.TypedMultipleChoiceField(coerce=int, required=True, choices=())
+    run = forms.TypedMultipleChoiceField(coerce=id_of(Run), required=True, choices=())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from django import forms
 from django.conf import settings
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from ..jobs.params import DateTimeInput
 from ..jobs.policies import QUEUES
@@ -18,6 +19,7 @@ from ..jobs.registry import JobSpec
 from ..schedules.cron import CronError, parse_cron
 from ..schedules.definition import PERIODS, Kind, ScheduleDefinition, Timing
 from ..services.schedules import EARLIEST, LATEST, MAX_INTERVAL_SECONDS, OUT_OF_RANGE
+from .runs import id_of
 
 PARAM_PREFIX = "param"
 TIMING_FIELDS = ("kind", "cron", "timezone", "every", "period", "run_at", "start_time", "expires")
@@ -204,7 +206,7 @@ class ScheduleForm(forms.Form):
 
 class ScheduleBulkForm(forms.Form):
     action = forms.ChoiceField(choices=[("enable", "Enable"), ("disable", "Pause")])
-    schedule = forms.TypedMultipleChoiceField(coerce=int, required=True, choices=())
+    schedule = forms.TypedMultipleChoiceField(coerce=id_of(PeriodicTask), required=True, choices=())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
