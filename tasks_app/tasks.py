@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import date, datetime, time, timedelta
@@ -16,6 +15,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 
 from . import reaper
+from .exports import SafeCsvWriter
 from .jobs.context import JobContext
 from .jobs.errors import BadInput
 from .jobs.params import Param
@@ -143,7 +143,7 @@ def export_runs(
     runs = runs_matching(filters).select_related("retry_of").order_by("-queued_at", "-id")
     total = runs.count()
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeCsvWriter(out)  # no cell a spreadsheet would run as a formula
     writer.writerow(EXPORT_COLUMNS)
     for done, run in enumerate(runs.iterator(chunk_size=2000), start=1):
         writer.writerow(_export_row(run))
