@@ -18,9 +18,12 @@ Cases:
   a user (~1.5%), a schedule (~3.5%), a one-day window 40 days ago); the free-text filters
   with a rare value (a schedule of ~0.14%) and with one matching nothing (launched by
   "nobody"); filters combined (FAILURE + a job + the window); the free-text search on a full
-  task id and on its first 8 characters. `worst_p95_ms` (the last line) is the highest p95 of
-  these. The free-text search on a parameter value (a team name) is printed too, marked
-  informational and left out of the headline: no index serves it.
+  task id and on its first 8 characters; the free-text search in the parameters (PostgreSQL:
+  the trigram index of migration 0007) for a team in ~2% of the runs, a common team, one
+  account number (a few runs) and a word in none. `worst_p95_ms` (the last line) is the
+  highest p95 of these. Two harder searches are printed too, marked informational: the account
+  as its JSON fragment (`"account_id": 1234}`: common trigrams to intersect) and words that
+  are common but never in the given order (every run holding all of them is checked).
 - django-celery-results' TaskResult admin changelist and its search for a task id, twice:
   `admin_stock_*` is the stock `TaskResultAdmin` (registered on a second admin site with every
   other model admin, mounted at /stock-admin/), `admin_taskresult_*` is what /admin/ serves
@@ -69,6 +72,9 @@ USER = "erin"  # the least active user: ~1.5% of the runs
 SCHEDULE = "Nightly digest"  # ~3.5% of the runs
 RARE_SCHEDULE = "Ping every hour"  # ~0.14%
 TEAM = "atlas-migration"  # the rarest team: ~2% of the runs carry it in their parameters
+COMMON_TEAM = "payments"  # the commonest: ~25% of the runs that name a team
+NO_SUCH_TEXT = "xylophone"  # in no run's parameters
+SCATTERED_TEXT = 'growth", "full'  # both words are common; "full" always comes before "team"
 
 
 def prepare() -> None:
@@ -218,6 +224,18 @@ def build_cases(newest: datetime) -> tuple[list[Case], Case]:
         return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M:%S")
 
     deep = run_before(85)
+    account = (
+        Run.objects.filter(job_name="billing.sync_invoices")
+        .filter(queued_at__lte=newest - timedelta(days=30))
+        .order_by("-queued_at", "-id")
+        .values_list("params", flat=True)
+        .first()
+    )
+    if not account or "account_id" not in account:
+        sys.exit("No billing.sync_invoices run with an account_id in the data.")
+    rare_account = str(account["account_id"])  # 0-9999: a handful of runs
+    # The same as it reads in the JSON text: every word but the number is in most runs.
+    account_fragment = f'"account_id": {rare_account}}}'
     wanted = run_before(80).task_id
     prefix = run_before(60).task_id[:8]
     since, until = previous_day(newest, 40)
@@ -254,8 +272,21 @@ def build_cases(newest: datetime) -> tuple[list[Case], Case]:
         # The row shows the first 12 characters of the task id (truncatechars:13).
         listing("runs_search_task_id", {"q": wanted}, wanted[:12].encode()),
         listing("runs_search_task_id_prefix", {"q": prefix}, prefix.encode()),
-        listing("runs_search_params", {"q": TEAM}, row, informational=True),
-    ]
+        # Text in the parameters (the trigram index, migration 0007, on PostgreSQL): a team
+        # in ~2% of runs, a common one (~25%), one account (a handful of runs), a word in no
+        # run (must not read the table).
+        listing("runs_search_params", {"q": TEAM}, TEAM.encode()),
+        listing("runs_search_params_common", {"q": COMMON_TEAM}, COMMON_TEAM.encode()),
+        listing("runs_search_params_rare", {"q": rare_account}, row),
+        listing("runs_search_params_none", {"q": NO_SUCH_TEXT}, b"No runs match."),
+        # Informational: the account as a JSON fragment (the index intersects the long lists
+        # of its common trigrams: "account", "id"); words that each occur in many runs but
+        # never in this order (the index hands over every run holding all of them to check).
+        listing("runs_search_params_fragment", {"q": account_fragment}, row,
+                informational=True),
+        listing("runs_search_params_scattered", {"q": SCATTERED_TEXT}, b"No runs match.",
+                informational=True),
+    ]  # fmt: skip
     stock = "/stock-admin/django_celery_results/taskresult/"
     ours = reverse("admin:django_celery_results_taskresult_changelist")
     run_admin = reverse("admin:tasks_app_run_changelist")

@@ -12,6 +12,7 @@ from .. import selectors, services
 from ..jobs.errors import UnknownJob
 from ..models import Run, RunSource
 from ..selectors import RunFilter
+from ..selectors.runs import search_text_error
 from ..services.runs import UNKNOWN
 from .auth import actor
 from .errors import ApiError, field_errors, refuse_sealed_input, responses
@@ -68,6 +69,8 @@ def run_out(task_id: str) -> dict[str, Any]:
 def to_filter(data: RunFilterIn) -> RunFilter:
     if data.since and data.until and data.since >= data.until:
         raise ApiError(400, "Invalid filter.", {"until": ["Must be after since."]})
+    if (problem := search_text_error(data.q)) is not None:
+        raise ApiError(400, "Invalid filter.", {"q": [problem]})
     return RunFilter(
         states=tuple(data.state),
         job_name=data.job.strip(),

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.core.validators import RegexValidator
 from django.db.models import Model
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from ..jobs.policies import QUEUES
 from ..jobs.registry import all_jobs
 from ..models import Run, RunSource, RunState
 from ..selectors import RunFilter
+from ..selectors.runs import SEARCH_TEXT, SEARCH_TOO_SHORT
 from ..services import LaunchOptions
 
 
@@ -36,8 +38,10 @@ class RunFilterForm(forms.Form):
     q = forms.CharField(
         required=False,
         max_length=255,
+        # Text without 3 letters or digits in a row has no trigram: no index serves it.
+        validators=[RegexValidator(SEARCH_TEXT, SEARCH_TOO_SHORT)],
         label="Search",
-        help_text="A task id (or its start), or text in the parameters.",
+        help_text="A task id (or its start), or text in the parameters (3 letters or more).",
     )
 
     @property
