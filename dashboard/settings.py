@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session: every statement of a request runs under the web statement timeout.
+    "tasks_app.middleware.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -353,6 +355,12 @@ TASKDECK_EMAIL_MAX_RECIPIENTS = env_int("TASKDECK_EMAIL_MAX_RECIPIENTS", 50)
 # Keys that seal sensitive job parameters at rest and in messages (tasks_app.jobs.sealing);
 # empty: derived from SECRET_KEY (and SECRET_KEY_FALLBACKS). The first one seals, all open.
 TASKDECK_SEALING_KEYS = [k for k in env_str("TASKDECK_SEALING_KEYS", "").split(",") if k.strip()]
+# --- Web statement timeout (PostgreSQL): every SQL statement of a web request is cancelled
+# after this many milliseconds and the request answers 503 ("the query took too long") instead
+# of holding a web worker (tasks_app.middleware.StatementTimeoutMiddleware). Web requests only:
+# workers, beat, migrations and management commands keep the server's default. 0: off. SQLite
+# has no statement timeout; this does not apply there.
+TASKDECK_WEB_STATEMENT_TIMEOUT_MS = env_int("TASKDECK_WEB_STATEMENT_TIMEOUT_MS", 5000)
 # The largest request body the JSON API reads (larger: 413, before anything is parsed).
 TASKDECK_API_MAX_BODY_BYTES = env_int("TASKDECK_API_MAX_BODY_BYTES", 64 * 1024)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

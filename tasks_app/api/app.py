@@ -15,6 +15,7 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -23,6 +24,7 @@ from ninja.operation import Operation
 from ..jobs.errors import BrokerUnavailable
 from ..jobs.params import ParamsError
 from ..lifecycle import AlreadyActive
+from ..middleware import TIMEOUT_DETAIL, is_statement_timeout
 from ..services import NotRetriable, ServiceError
 from . import jobs, runs, schedules, stats
 from .auth import BearerToken, TokenExpired, staff_or_token
@@ -185,6 +187,16 @@ def _malformed(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
     logged to the "django.security" logger as Django logs it."""
     logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
     return _error(request, 400, "The request was refused as malformed.", {"request": [str(exc)]})
+
+
+@api.exception_handler(OperationalError)
+def _statement_timeout(request: HttpRequest, exc: OperationalError) -> HttpResponse:
+    """A statement cancelled at the web statement timeout: 503 in the API's shape (ninja
+    would otherwise answer 500 with a traceback under DEBUG). Any other database error is
+    Django's to handle."""
+    if not is_statement_timeout(exc):
+        raise exc
+    return _error(request, 503, TIMEOUT_DETAIL)
 
 
 @api.exception_handler(RequestDataTooBig)
