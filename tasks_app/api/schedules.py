@@ -7,17 +7,19 @@ from typing import Any
 
 from django.http import HttpRequest
 from django_celery_beat.models import PeriodicTask
-from ninja import Router, Status
+from ninja import Query, Router, Schema, Status
+from pydantic import Field
 
 from .. import selectors, services
 from ..jobs.params import MASK
 from ..jobs.registry import find_job, masked_params
 from ..schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
 from ..selectors import ScheduleRow
+from ..selectors.schedules import SCHEDULE_PAGE_SIZE, decode_schedule_cursor, schedules_page
 from .auth import actor
 from .errors import ApiError, field_errors, refuse_sealed_input, responses
 from .runs import run_out
-from .schemas import NO_BODY, RunOut, ScheduleIn, ScheduleOut, SchedulePatchIn, TimingIn
+from .schemas import NO_BODY, In, RunOut, ScheduleIn, ScheduleOut, SchedulePatchIn, TimingIn
 
 router = Router(tags=["schedules"])
 
@@ -116,9 +118,27 @@ def _save(
         raise ApiError(400, "Invalid parameters.", field_errors("params", error.errors)) from None
 
 
-@router.get("/schedules", response=responses({200: list[ScheduleOut]}), summary="All schedules")
-def schedules(request: HttpRequest) -> list[dict[str, Any]]:
-    return [schedule_out(row) for row in selectors.schedule_rows()]
+class ScheduleQuery(In):
+    cursor: str | None = None
+    limit: int = SCHEDULE_PAGE_SIZE
+
+
+class SchedulePageOut(Schema):
+    """A page of schedules by name; the same envelope as `GET /runs`."""
+
+    items: list[ScheduleOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+@router.get("/schedules", response=responses({200: SchedulePageOut}), summary="Schedules")
+def schedules(request: HttpRequest, query: Query[ScheduleQuery]) -> dict[str, Any]:
+    """Schedules by name, a page at a time (`limit`, 1 to 200; `next_cursor`)."""
+    if not 1 <= query.limit <= 200:
+        raise ApiError(400, "Invalid limit.", {"limit": ["Between 1 and 200."]})
+    if query.cursor and decode_schedule_cursor(query.cursor) is None:
+        raise ApiError(400, "Invalid cursor.", {"cursor": ["Not a cursor from this API."]})
+    page = schedules_page(query.cursor, size=query.limit)
+    return {"items": [schedule_out(row) for row in page.rows], "next_cursor": page.next_cursor}
 
 
 @router.post("/schedules", response=responses({201: ScheduleOut}), summary="Create a schedule")

@@ -3,11 +3,12 @@ with its recent runs and audit trail."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django_celery_beat.models import PeriodicTask
 
 from ..jobs.registry import JobSpec, find_job, masked_params
@@ -17,6 +18,7 @@ from ..schedules.declared import is_edited
 from ..schedules.definition import Kind, Timing, Upcoming, definition_of, timing_of, upcoming
 
 RECENT_RUNS = 25
+NAME_MAX = PeriodicTask._meta.get_field("name").max_length or 200
 CANNOT_FORECAST = "Cannot forecast"
 
 
@@ -75,20 +77,80 @@ def _upcoming(task: PeriodicTask, now: datetime | None) -> Upcoming:
         return Upcoming([], f"{CANNOT_FORECAST}: {error}")
 
 
-def schedule_rows(*, now: datetime | None = None) -> list[ScheduleRow]:
-    """Every schedule, by name, with its last run (one query for all of them)."""
+def _listed() -> QuerySet[PeriodicTask]:
+    """Schedules by name, each with the id of its last run (one subquery, by the
+    `run_schedule_queued_idx` index)."""
     last_run_ids = Run.objects.filter(schedule_name=OuterRef("name")).order_by("-queued_at", "-id")
-    tasks = list(
+    listed: QuerySet[PeriodicTask] = (
         PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar")
         .annotate(last_run_id=Subquery(last_run_ids.values("id")[:1]))
         .order_by("name")
     )
-    runs = Run.objects.in_bulk([t.last_run_id for t in tasks if t.last_run_id is not None])
+    return listed
+
+
+def schedule_rows(*, now: datetime | None = None) -> list[ScheduleRow]:
+    """Every schedule, by name, with its last run (one query for all of them)."""
+    return _rows(list(_listed()), now)
+
+
+SCHEDULE_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class SchedulePage:
+    rows: list[ScheduleRow]
+    next_cursor: str | None
+    is_first: bool
+
+
+def encode_schedule_cursor(name: str) -> str:
+    """The cursor of the page after the schedule `name` (names are unique: the key)."""
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def decode_schedule_cursor(cursor: str) -> str | None:
+    """The name a page starts after; None for a cursor that is not one of ours."""
+    try:
+        name = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    # PostgreSQL text cannot hold NUL; a name longer than the column is no schedule's.
+    if not name or "\x00" in name or len(name) > NAME_MAX:
+        return None
+    return name
+
+
+def schedules_page(
+    cursor: str | None = None, size: int = SCHEDULE_PAGE_SIZE, *, now: datetime | None = None
+) -> SchedulePage:
+    """One page of schedules by name, by keyset on the unique name (as runs page): a
+    deployment with thousands of schedules costs a page, not the whole table per request."""
+    after = decode_schedule_cursor(cursor) if cursor else None
+    tasks = _listed()
+    if after is not None:
+        tasks = tasks.filter(name__gt=after)
+    found = list(tasks[: size + 1])
+    more = len(found) > size
+    found = found[:size]
+    return SchedulePage(
+        rows=_rows(found, now),
+        next_cursor=encode_schedule_cursor(found[-1].name) if more and found else None,
+        is_first=after is None,
+    )
+
+
+def _rows(tasks: list[PeriodicTask], now: datetime | None) -> list[ScheduleRow]:
+    """Rows for `tasks` (from `_listed`): their last runs and declarations in two queries."""
+    last: dict[int, int | None] = {t.pk: getattr(t, "last_run_id", None) for t in tasks}
+    runs = Run.objects.in_bulk([pk for pk in last.values() if pk is not None])
     markers = {
         m.periodic_task_id: m
         for m in DeclaredSchedule.objects.filter(periodic_task__in=[t.pk for t in tasks])
     }
-    return [_row(t, runs.get(t.last_run_id), markers.get(t.pk), now) for t in tasks]
+    return [
+        _row(t, runs.get(last[t.pk]) if last[t.pk] else None, markers.get(t.pk), now) for t in tasks
+    ]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_celery_beat.models import PeriodicTask
 
 from .. import selectors, services
@@ -22,7 +22,7 @@ from ..jobs.registry import JobSpec, all_jobs, find_job
 from ..lifecycle import AlreadyActive
 from ..schedules.cron import CronError
 from ..schedules.definition import ScheduleDefinition, definition_of, forecast
-from ..selectors.schedules import CANNOT_FORECAST
+from ..selectors.schedules import CANNOT_FORECAST, schedules_page
 from ..services.common import Actor
 from ..services.schedules import MANAGE
 from ..types import HtmxHttpRequest
@@ -34,10 +34,14 @@ def schedulable_jobs(actor: Actor) -> list[JobSpec]:
     return [s for s in all_jobs() if not s.permission or actor.has_perm(s.permission)]
 
 
+@require_safe
 def schedules(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "tasks_app/schedules.html", {"rows": selectors.schedule_rows()})
+    # A cursor that is not one of ours reads as the first page, as on the runs list.
+    page = schedules_page(request.GET.get("cursor"))
+    return render(request, "tasks_app/schedules.html", {"rows": page.rows, "page": page})
 
 
+@require_safe
 def schedule_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     detail = selectors.schedule_detail(pk)
     if detail is None:
@@ -45,10 +49,12 @@ def schedule_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, "tasks_app/schedule.html", {"detail": detail, "row": detail.row})
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def schedule_new(request: HtmxHttpRequest) -> HttpResponse:
     return _editor(request, None)
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def schedule_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _editor(request, _task(pk))
 
@@ -127,7 +133,7 @@ def _preview(definition: ScheduleDefinition) -> dict[str, object]:
     return {"words": words, "upcoming": coming, "zone": definition.timing.timezone}
 
 
-@require_GET
+@require_safe
 def schedule_preview(request: HtmxHttpRequest) -> HttpResponse:
     """The editor's live preview (htmx): the timing typed so far, in words, with fire times."""
     form = ScheduleForm(request.GET, jobs=[])
@@ -135,7 +141,7 @@ def schedule_preview(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "tasks_app/schedule_form.html#preview", context)
 
 
-@require_GET
+@require_safe
 def schedule_params(request: HtmxHttpRequest) -> HttpResponse:
     """The chosen job's parameter fields (htmx, when the job chooser changes)."""
     actor = actor_for(request)
@@ -207,6 +213,7 @@ def schedule_run(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect(back)
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def schedule_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     task = _task(pk)
     if request.method == "POST":

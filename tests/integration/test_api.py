@@ -568,7 +568,7 @@ def test_schedules_create_read_change_run_delete(api: Api, broker: str) -> None:
     assert run.json()["source"] == "schedule"
     assert run.json()["schedule"] == "nightly"
 
-    assert any(s["name"] == "nightly" for s in api.get("/schedules").json())
+    assert any(s["name"] == "nightly" for s in api.get("/schedules").json()["items"])
     assert api.send("delete", f"/schedules/{pk}").status_code == 204
     assert api.get(f"/schedules/{pk}").status_code == 404
     actions = set(AuditEntry.objects.values_list("action", flat=True))
