@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_safe
 
 from .. import services
 from ..forms import LaunchOptionsForm
@@ -26,11 +27,13 @@ def can_launch(request: HtmxHttpRequest, spec: JobSpec) -> bool:
     )
 
 
+@require_safe
 def jobs(request: HtmxHttpRequest) -> HttpResponse:
     rows = [(spec, can_launch(request, spec)) for spec in all_jobs()]
     return render(request, "tasks_app/jobs.html", {"rows": rows})
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
     try:
         spec = get_job(name)

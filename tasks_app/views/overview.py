@@ -2,12 +2,14 @@
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from .. import charts, selectors, services
 from ..types import HtmxHttpRequest
 from .common import actor_for
 
 
+@require_safe
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     active = selectors.active_runs()
     if request.htmx and request.htmx.target == "active-runs":

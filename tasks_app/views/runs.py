@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from .. import lifecycle, selectors, services
 from ..forms import BulkActionForm, CancelForm, RunFilterForm
@@ -28,6 +28,7 @@ def _filter_form(request: HtmxHttpRequest) -> RunFilterForm:
     return RunFilterForm(data if data else None)
 
 
+@require_safe
 def runs(request: HtmxHttpRequest) -> HttpResponse:
     form = _filter_form(request)
     filters = form.to_filter() if form.is_bound else selectors.RunFilter()
@@ -72,6 +73,7 @@ def runs_bulk(request: HtmxHttpRequest) -> HttpResponse:
     return redirect(back)
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def runs_retry_failed(request: HtmxHttpRequest) -> HttpResponse:
     """GET: how many failed runs match the filter, and a confirm button. POST: retry them."""
     form = _filter_form(request)
@@ -97,6 +99,7 @@ def runs_retry_failed(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "tasks_app/runs_retry_failed.html", context)
 
 
+@require_safe
 def run_detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     if request.htmx and request.htmx.target == "live":
         live = selectors.run_live(task_id)  # the 1-second poll: one row, not the whole page
@@ -147,6 +150,7 @@ def run_cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     return redirect(safe_next(request, reverse("tasks_app:run", args=[task_id])))
 
 
+@require_safe
 def run_artifact(request: HtmxHttpRequest, task_id: str) -> FileResponse:
     run = get_object_or_404(Run, task_id=task_id)
     services.require_run_read(actor_for(request), run)  # before saying whether it has a file

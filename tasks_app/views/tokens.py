@@ -42,7 +42,7 @@ class TokenForm(forms.Form):
 
 
 @never_cache  # Cache-Control: no-store, among others: the new token must not stay in a cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def tokens(request: HtmxHttpRequest) -> HttpResponse:
     """The list and the create form. A created token is shown once, in the POST's own answer
     (201, no redirect), so it is never kept in the session or anywhere else."""

@@ -3,15 +3,18 @@ the page; without JavaScript the panel link shows the same)."""
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from .. import broker
 from ..types import HtmxHttpRequest
 
 
+@require_safe
 def workers(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "tasks_app/workers.html", {"snapshot": None})
 
 
+@require_safe
 def workers_panel(request: HtmxHttpRequest) -> HttpResponse:
     snapshot = broker.snapshot(timeout=1.0)
     template = "tasks_app/workers.html#panel" if request.htmx else "tasks_app/workers.html"
