@@ -427,7 +427,13 @@ admin.site.register(PeriodicTask, PeriodicTaskAdmin)
 
 
 class _ReadOnlyTasksInline(PeriodicTaskInline):
-    """The schedules using a row, listed (each links to its own, service-checked, page)."""
+    """The schedules using a row, listed (each links to its own, service-checked, page).
+
+    Name and task only: the stock inline also shows args and kwargs raw, i.e. sealed values,
+    restricted jobs' parameters and plain tasks' arguments, to anyone who may view the row."""
+
+    fields = ("name", "task")
+    readonly_fields = fields
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -19,7 +19,7 @@ from .exports import SafeCsvWriter
 from .jobs.context import JobContext
 from .jobs.errors import BadInput
 from .jobs.params import Param
-from .jobs.registry import job, masked_params
+from .jobs.registry import find_job, job, masked_params
 from .models import Run, RunState
 from .selectors import RunFilter, runs_matching
 
@@ -159,8 +159,22 @@ def _day_start(day: date | None) -> datetime | None:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+# The file is this run's artifact, which every staff user may download: a job that asks for a
+# permission to read its runs keeps its runs' error and parameters out of it, whoever exports.
+RESTRICTED_CELL = "(hidden: needs this job's permission)"
+
+
+def _restricted(job_name: str) -> bool:
+    spec = find_job(job_name)
+    return spec is not None and bool(spec.permission)
+
+
 def _export_row(run: Run) -> list[Any]:
-    params = masked_params(run.job_name, run.params)
+    if _restricted(run.job_name):
+        error, params = (RESTRICTED_CELL if run.error else ""), RESTRICTED_CELL
+    else:
+        error = run.error
+        params = json.dumps(masked_params(run.job_name, run.params), sort_keys=True)
     duration = (
         (run.finished_at - run.started_at).total_seconds()
         if run.finished_at and run.started_at
@@ -169,8 +183,7 @@ def _export_row(run: Run) -> list[Any]:
     return [
         run.task_id, run.job_name, run.state, run.source, run.actor_label, run.schedule_name,
         run.queue, _iso(run.queued_at), _iso(run.started_at), _iso(run.finished_at), duration,
-        run.attempts, run.retry_of.task_id if run.retry_of else "", run.error,
-        json.dumps(params, sort_keys=True),
+        run.attempts, run.retry_of.task_id if run.retry_of else "", error, params,
     ]  # fmt: skip
 
 

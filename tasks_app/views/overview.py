@@ -11,7 +11,10 @@ from .common import actor_for
 
 @require_safe
 def overview(request: HtmxHttpRequest) -> HttpResponse:
-    active = selectors.active_runs()
+    actor = actor_for(request)
+    # A restricted job's progress message and error are details: shown only to those who may
+    # read its runs (the row itself is listed for everyone).
+    active = [(run, services.may_read_run(actor, run)) for run in selectors.active_runs()]
     if request.htmx and request.htmx.target == "active-runs":
         return render(request, "tasks_app/overview.html#active", {"active": active})
     context = {
@@ -21,10 +24,8 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
         ],
         "chart": charts.hourly_chart(selectors.hourly_activity(24)),
         "active": active,
-        # A restricted job's error is a detail: shown only to those who may read its runs.
         "failures": [
-            (run, services.may_read_run(actor_for(request), run))
-            for run in selectors.latest_failures()
+            (run, services.may_read_run(actor, run)) for run in selectors.latest_failures()
         ],
     }
     return render(request, "tasks_app/overview.html", context)

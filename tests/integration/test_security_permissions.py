@@ -5,6 +5,7 @@ may expire, and a password change revokes them."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -29,6 +30,7 @@ from tasks_app import services
 from tasks_app.jobs import registry
 from tasks_app.jobs.context import JobContext
 from tasks_app.jobs.registry import job
+from tasks_app.jobs.testing import run_job
 from tasks_app.models import ApiToken, AuditEntry, Run, RunState
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.services import Actor
@@ -320,6 +322,69 @@ def test_the_overview_and_the_admin_hide_them_too(client: Client, guarded_run: R
     assert SECRET.encode() in client.get("/").content
     for path in (run_page, result_page):
         assert SECRET.encode() in client.get(path).content, path
+
+
+def test_the_overview_hides_a_restricted_active_runs_progress_message(
+    client: Client, guarded_run: Run
+) -> None:
+    Run.objects.filter(pk=guarded_run.pk).update(
+        state=RunState.STARTED, finished_at=None, progress_done=1, progress_total=3,
+        progress_message=f"Reading {SECRET}",
+    )  # fmt: skip
+    client.force_login(staff("viewer", "launch_job"))
+    for response in (
+        client.get("/"),
+        client.get("/", headers={"HX-Request": "true", "HX-Target": "active-runs"}),
+    ):
+        assert guarded_run.task_id.encode() in response.content  # listed, with its progress bar
+        assert b"<progress" in response.content
+        assert SECRET.encode() not in response.content
+        assert b"Hidden: needs this job" in response.content
+
+    client.force_login(staff("reader", "change_user"))
+    assert f"Reading {SECRET}".encode() in client.get("/").content
+
+
+def test_the_csv_export_leaves_a_restricted_jobs_error_and_parameters_out(
+    guarded_run: Run,
+) -> None:
+    """The export is an artifact every staff user may download, whoever launched it, so the
+    guarded job's details stay out of it; its row is still there."""
+    Run.objects.create(
+        task_id="open-run", job_name="demo.flaky", state=RunState.FAILURE,
+        queued_at=timezone.now(), params={"note": "visible"}, error="ValueError: visible",
+    )  # fmt: skip
+
+    outcome = run_job("taskdeck.export_runs", states=["FAILURE"])
+
+    [content] = outcome.store.artifacts.values()
+    rows = {row["task_id"]: row for row in csv.DictReader(StringIO(content.decode()))}
+    assert SECRET not in content.decode()
+    assert rows[guarded_run.task_id]["error"] == rows[guarded_run.task_id]["params"]
+    assert "hidden" in rows[guarded_run.task_id]["params"]
+    assert rows["open-run"]["error"] == "ValueError: visible"
+    assert json.loads(rows["open-run"]["params"]) == {"note": "visible"}
+
+
+def test_the_admins_shared_schedule_rows_do_not_list_their_schedules_arguments(
+    client: Client, boss: User
+) -> None:
+    """A crontab row's page lists the schedules using it: by name and task, not their raw
+    (sealed, restricted or plain-task) arguments."""
+    definition = ScheduleDefinition(
+        name="nightly secret", job="demo.sensitive", timing=CRON,
+        params={"password": SECRET, "label": "x"},
+    )  # fmt: skip
+    task = services.schedule_save(definition, actor=Actor(user=boss))
+    client.force_login(boss)
+    assert task.crontab is not None
+
+    page = client.get(f"/admin/django_celery_beat/crontabschedule/{task.crontab.pk}/change/")
+
+    assert page.status_code == 200
+    assert b"nightly secret" in page.content
+    assert SECRET.encode() not in page.content
+    assert b"$sealed" not in page.content
 
 
 # --- 6. the destructive built-ins need their own permissions -----------------------------------
