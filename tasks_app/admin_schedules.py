@@ -30,7 +30,6 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin as StockPeriodicTaskAdmin
 from django_celery_beat.admin import PeriodicTaskForm as StockPeriodicTaskForm
-from django_celery_beat.admin import PeriodicTaskInline
 from django_celery_beat.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -426,14 +425,21 @@ admin.site.register(PeriodicTask, PeriodicTaskAdmin)
 # --- beat's shared schedule rows: view only ---------------------------------------------------
 
 
-class _ReadOnlyTasksInline(PeriodicTaskInline):
+class _ReadOnlyTasksInline(admin.TabularInline):  # type: ignore[type-arg]
     """The schedules using a row, listed (each links to its own, service-checked, page).
 
-    Name and task only: the stock inline also shows args and kwargs raw, i.e. sealed values,
-    restricted jobs' parameters and plain tasks' arguments, to anyone who may view the row."""
+    Name and task only: django-celery-beat's own inline also shows args and kwargs raw, i.e.
+    sealed values, restricted jobs' parameters and plain tasks' arguments."""
 
-    fields = ("name", "task")
-    readonly_fields = fields
+    model = PeriodicTask
+    fields = readonly_fields = ("name", "task")
+    can_delete = False
+    extra = 0
+    show_change_link = True
+    verbose_name = verbose_name_plural = "Schedules using this row"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
