@@ -13,7 +13,7 @@ class TasksAppConfig(AppConfig):
         from django.conf import settings
         from django.db.models.signals import post_migrate, post_save
 
-        from . import tasks  # noqa: F401
+        from . import checks, tasks  # noqa: F401  (registers the system checks; the built-ins)
         from .services.tokens import revoke_tokens_on_password_change
 
         # With connection reuse on (CELERY_DB_REUSE_MAX), give tasks what Django gives
