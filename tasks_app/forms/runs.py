@@ -84,6 +84,9 @@ class LaunchOptionsForm(forms.Form):
     delay_seconds = forms.IntegerField(
         required=False,
         min_value=0,
+        # Only so a huge number is a form error, not an OverflowError in float(): the service
+        # applies the real limit (below the broker's visibility timeout) and says so.
+        max_value=10**9,
         label="Start after (seconds)",
         widget=forms.NumberInput(attrs={"min": 0}),
     )

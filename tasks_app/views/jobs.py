@@ -17,6 +17,9 @@ from ..models import RunSource
 from ..types import HtmxHttpRequest
 from .common import actor_for
 
+# The service's option names -> the launch form's fields (an error shows next to its field).
+OPTION_FIELDS = {"eta": "start_at", "countdown": "delay_seconds"}
+
 
 def can_launch(request: HtmxHttpRequest, spec: JobSpec) -> bool:
     actor = actor_for(request)
@@ -56,7 +59,7 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
                         form.add_error(None if field == "__all__" else field, problem)
             except services.InvalidOptions as error:
                 for field, problem in error.errors.items():
-                    options.add_error("start_at" if field == "eta" else None, problem)
+                    options.add_error(OPTION_FIELDS.get(field), problem)
             except services.ServiceError as error:  # e.g. a housekeeping job
                 form.add_error(None, str(error))
             except AlreadyActive as error:

@@ -110,6 +110,7 @@ def boss(client: Client, broker: str) -> Iterator[Client]:
 @_every_job_once_empty
 @example(case=("demo.progress", [("steps", "9" * 5000), ("step_seconds", "1e309")], False))
 @example(case=("demo.progress", [("option-start_at", "9999-12-31T23:59")], False))
+@example(case=("demo.progress", [("steps", "1"), ("option-delay_seconds", "9" * 400)], False))
 @example(case=("taskdeck.export_runs", [("since", "0001-01-01"), ("until", "9999-12-31")], True))
 @example(case=("taskdeck.send_email", [("to", "a@b.c\n\x00"), ("subject", "\x00")], True))
 @settings(FUZZ_SETTINGS, max_examples=80)

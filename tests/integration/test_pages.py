@@ -78,6 +78,21 @@ def test_launch_form_shows_typed_widgets_and_keeps_input_on_error(
     assert not Run.objects.exists()
 
 
+@pytest.mark.parametrize("delay", [str(10**8), "9" * 400])
+def test_a_delay_past_the_limit_is_refused_next_to_its_field(
+    boss: Client, broker: str, delay: str
+) -> None:
+    """Past the service's limit, or past what a float holds: an inline error, nothing queued."""
+    url = reverse("tasks_app:launch", args=["demo.progress"])
+
+    response = boss.post(url, {"steps": "3", "step_seconds": "0", "option-delay_seconds": delay})
+
+    assert response.status_code == 400
+    errors = response.context["options"].errors
+    assert list(errors) == ["delay_seconds"], errors
+    assert not Run.objects.exists()
+
+
 def test_a_valid_launch_lands_on_the_new_runs_page(boss: Client, broker: str) -> None:
     url = reverse("tasks_app:launch", args=["demo.progress"])
 
