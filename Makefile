@@ -9,13 +9,17 @@ STAMP := $(VENV)/.installed
 export DEBUG ?= true
 export TASKDECK_DEMO_JOBS ?= true
 
-.PHONY: run test setup install migrate admin lint format typecheck check clean
+.PHONY: run test test-fast setup install migrate admin lint format typecheck check clean
 
 run: setup admin
 	$(PY) manage.py devstack
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The edit loop: every test that needs no worker, browser or other process of its own.
+test-fast: install
+	$(BIN)/pytest -m "not worker and not browser and not processes" $(PYTEST_ARGS)
 
 setup: install migrate
 

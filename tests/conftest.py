@@ -8,11 +8,21 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.conf import settings
+from django.test import override_settings
 
 import tasks_app.demo  # noqa: F401 - the suite drives the demo jobs, whatever the settings say
 from dashboard.celery import app as celery_app
 from tasks_app.devstack.bundled_redis import BundledRedis
 from tests.support.services import WorkerProcess, use_broker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing() -> Iterator[None]:
+    """Django's own advice for test suites: PBKDF2's ~0.3 s per hash (by design) went into
+    every test that creates or logs in a user. Only in this process: the worker, beat and
+    dev-stack processes the tests start keep the real hashers."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +85,21 @@ _skipped: list[str] = []
 _postgresql_only: list[str] = []
 
 
+WORKER_FIXTURES = frozenset({"worker", "celery_worker_process"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `postgresql` need PostgreSQL. On another database they are deselected, not
-    skipped (CI counts a skip as a failure): `make test` runs them in its PostgreSQL pass."""
+    """Marks what `make test-fast` leaves out: `worker` on tests that use the session worker,
+    `browser` on the browser tests (marked here, from the fixture or folder, so no test can
+    forget it). Tests marked `postgresql` need PostgreSQL. On another database they are
+    deselected, not skipped (CI counts a skip as a failure): `make test` runs them in its
+    PostgreSQL pass."""
+    for item in items:
+        if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.worker)
+        if item.path.parent.name == "browser":
+            item.add_marker(pytest.mark.browser)
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     deselected = [item for item in items if item.get_closest_marker("postgresql")]

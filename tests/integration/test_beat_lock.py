@@ -26,6 +26,8 @@ from tasks_app.models import Run
 from tasks_app.schedules.beat import TaskdeckScheduler, lock_redis_url
 from tests.support.services import BeatProcess, WorkerProcess, child_env, wait_for
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 # Short, so the takeover after a crash fits in a test; the leader renews it every second
 # (BeatProcess runs beat with --max-interval 1, and the scheduler ticks at least every third of
 # the lock's lifetime).

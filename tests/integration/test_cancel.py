@@ -14,6 +14,8 @@ from tasks_app.models import AuditEntry, Run, RunState
 from tests.support.runs import finished, operator, run_in
 from tests.support.services import WorkerProcess, wait_for
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 
 def test_a_run_cancelled_while_no_worker_is_online_never_starts(
     worker: WorkerProcess, broker_url: str, tmp_path: Path

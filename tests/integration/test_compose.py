@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = BASE_DIR / "docker-compose.yml"
 SERVICES = {"postgres", "redis", "migrate", "web", "worker", "beat"}

@@ -21,6 +21,8 @@ from tests.support.devstack import (
     wait_for,
 )
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_stack_starts_everything_and_stops_every_process(

@@ -40,10 +40,13 @@ from tests.support.devstack import (
     worker_main_pids,
 )
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 SETUP = """
 from io import StringIO
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
 call_command("migrate", "--no-input", verbosity=0)
 call_command("ensure_admin", stdout=StringIO())
 token = StringIO()

@@ -18,6 +18,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pytest
 from django_celery_results.models import TaskResult
 
 from tasks_app import lifecycle, services
@@ -26,6 +27,8 @@ from tasks_app.models import AuditEntry, Run, RunState
 from tests.support.faults import times_received
 from tests.support.runs import finished, operator
 from tests.support.services import WorkerProcess, wait_for
+
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
 
 QUEUE = "fault-cancel-offline"
 COUNTDOWN = 6.0  # seconds: the first worker is still online when it takes this one

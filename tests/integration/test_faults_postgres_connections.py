@@ -26,7 +26,7 @@ from tests.support.faults import Timings
 from tests.support.runs import finished, run_in
 from tests.support.services import WorkerProcess, child_env
 
-pytestmark = pytest.mark.postgresql
+pytestmark = [pytest.mark.postgresql, pytest.mark.processes]
 
 KILLS = 10
 QUEUE = "fault-postgres"

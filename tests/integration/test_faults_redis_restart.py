@@ -47,6 +47,8 @@ from tests.support.faults import Timings, broker_switched, times_received
 from tests.support.runs import finished, run_in
 from tests.support.services import WorkerProcess, child_env, wait_for
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 QUEUED = 3
 HEARTBEAT = 0.5
 LOST_AFTER = 2.0  # the reaper's threshold in these tests (the settings fixture)

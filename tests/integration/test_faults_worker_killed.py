@@ -41,6 +41,8 @@ from tests.support.faults import (
 from tests.support.runs import finished, run_in
 from tests.support.services import WorkerProcess, child_env, wait_for
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 KILLS = 10
 HEARTBEAT = 0.25  # the workers' TASKDECK_HEARTBEAT_SECONDS
 LOST_AFTER = 2.0  # TASKDECK_LOST_AFTER_SECONDS, for the workers and the reaper

@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from django.db import close_old_connections
 
 from tasks_app import reaper
@@ -15,6 +16,8 @@ from tasks_app.jobs.registry import get_job
 from tasks_app.models import ACTIVE_STATES, AuditEntry, Run, RunState
 from tests.support.runs import finished, run_in
 from tests.support.services import WorkerProcess, child_env, wait_for
+
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
 
 QUEUE = "lost-worker-test"
 HEARTBEAT = 0.5

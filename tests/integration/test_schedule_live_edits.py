@@ -26,6 +26,8 @@ from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing, def
 from tasks_app.services import Actor
 from tests.support.services import BeatProcess, WorkerProcess, child_env, wait_for
 
+pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
+
 TICK = 1.0  # beat's --max-interval in BeatProcess
 NAME = "live edit"
 
