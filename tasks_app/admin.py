@@ -11,6 +11,7 @@ by equality, which the unique index answers (`task_id__exact`; the admin's `=tas
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from celery import states
@@ -26,7 +27,8 @@ from django_celery_results.models import TaskResult
 from . import admin_schedules  # noqa: F401 - registers the PeriodicTask admin
 from .jobs.registry import all_jobs, masked_params
 from .models import AuditEntry, Run
-from .services import Actor, may_read_run, may_read_runs_of
+from .selectors.runs import HIDDEN_DETAILS, AuditRow, audit_rows
+from .services import Actor, may_read_run, may_read_runs_of, unreadable_jobs
 
 
 class LargeTablePaginator(Paginator):  # type: ignore[type-arg]
@@ -105,9 +107,35 @@ class RunAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
+    """The list shows every entry (no details); an entry's page shows its details only to
+    those who may read the runs of the jobs it is about, as the audit page does."""
+
     list_display = ("created_at", "actor_label", "action", "target_type", "target_id")
     list_filter = ("action",)
     search_fields = ("=target_id", "actor_label")
+    exclude = ("details",)
+    readonly_fields = ("shown_details",)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> AuditEntry | None:
+        """The entry, with whether this viewer may read its details (a display method is
+        given the entry, not the request)."""
+        entry: AuditEntry | None = super().get_object(request, object_id, from_field)
+        if entry is not None:
+            row = audit_rows([entry], unreadable_jobs(Actor(user=request.user)))[0]
+            setattr(entry, _AUDIT_ROW, row)
+        return entry
+
+    @admin.display(description="Details")
+    def shown_details(self, entry: AuditEntry) -> str:
+        row = getattr(entry, _AUDIT_ROW, None)
+        if not isinstance(row, AuditRow) or not row.readable:  # unknown: hidden
+            return HIDDEN_DETAILS
+        return json.dumps(row.details, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+_AUDIT_ROW = "_taskdeck_audit_row"
 
 
 # --- django-celery-results' TaskResult -----------------------------------------------------

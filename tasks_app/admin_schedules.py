@@ -51,7 +51,6 @@ from .services.schedules import (
     periodic_task_save,
     require_job_permission,
 )
-from .views.schedules import schedulable_jobs
 
 LAUNCH = "tasks_app.launch_job"
 
@@ -116,7 +115,7 @@ class JobScheduleForm(ServiceCheckedForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         task: PeriodicTask = self.instance
-        jobs = {spec.name: spec for spec in schedulable_jobs(self.actor)}
+        jobs = {spec.name: spec for spec in services.schedulable_jobs(self.actor)}
         job_field = self.fields["job"]
         assert isinstance(job_field, forms.ChoiceField)
         job_field.choices = [("", "Choose a job…")] + [

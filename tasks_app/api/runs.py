@@ -105,7 +105,7 @@ def launch(request: HttpRequest, body: RunCreateIn) -> Status[dict[str, Any]]:
 def runs(request: HttpRequest, query: Query[RunQuery]) -> dict[str, Any]:
     if not 1 <= query.limit <= 200:
         raise ApiError(400, "Invalid limit.", {"limit": ["Between 1 and 200."]})
-    filters = to_filter(query)
+    filters = services.readable_filter(actor(request), to_filter(query))
     if query.cursor and selectors.decode_cursor(query.cursor) is None:
         raise ApiError(400, "Invalid cursor.", {"cursor": ["Not a cursor from this API."]})
     page = selectors.runs_page(filters, query.cursor, size=query.limit)
@@ -133,7 +133,9 @@ def retry_many(request: HttpRequest, body: BulkRetryIn) -> dict[str, Any]:
             outcome = services.runs_retry_bulk(actor=actor(request), task_ids=body.task_ids)
         else:
             assert body.filter is not None
-            outcome = services.runs_retry_bulk(actor=actor(request), filters=to_filter(body.filter))
+            caller = actor(request)
+            filters = services.readable_filter(caller, to_filter(body.filter))
+            outcome = services.runs_retry_bulk(actor=caller, filters=filters)
     except services.BulkLimitExceeded as error:
         raise ApiError(400, str(error), {given: [str(error)]}) from None
     return {

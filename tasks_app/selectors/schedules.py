@@ -4,6 +4,7 @@ with its recent runs and audit trail."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from ..models import AuditEntry, DeclaredSchedule, Run
 from ..schedules.cron import CronError
 from ..schedules.declared import is_edited
 from ..schedules.definition import Kind, Timing, Upcoming, definition_of, timing_of, upcoming
+from .runs import AuditRow, audit_rows
 
 RECENT_RUNS = 25
 NAME_MAX = PeriodicTask._meta.get_field("name").max_length or 200
@@ -157,11 +159,19 @@ def _rows(tasks: list[PeriodicTask], now: datetime | None) -> list[ScheduleRow]:
 class ScheduleDetail:
     row: ScheduleRow
     recent_runs: list[Run]
-    audit: list[AuditEntry]
+    audit: list[AuditRow]
+    # Whether the viewer may read the schedule's parameters: not those of a job whose
+    # permission they lack (as a run's). Then `params` is empty and the page says why.
+    readable: bool
     params: dict[str, Any]  # sensitive values masked
 
 
-def schedule_detail(pk: int, *, now: datetime | None = None) -> ScheduleDetail | None:
+def schedule_detail(
+    pk: int, *, now: datetime | None = None, unreadable_jobs: Collection[str] = ()
+) -> ScheduleDetail | None:
+    """One schedule as a viewer who may not read the runs of `unreadable_jobs`
+    (`services.unreadable_jobs`) sees it: the parameters, and the details of its audit
+    entries, of such a job are left out."""
     task = (
         PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar")
         .filter(pk=pk)
@@ -174,11 +184,13 @@ def schedule_detail(pk: int, *, now: datetime | None = None) -> ScheduleDetail |
     )
     marker = DeclaredSchedule.objects.filter(periodic_task=task).first()
     entries = AuditEntry.objects.filter(target_type="schedule", target_id=str(task.pk))
+    readable = task.task not in unreadable_jobs
     return ScheduleDetail(
         row=_row(task, runs[0] if runs else None, marker, now),
         recent_runs=runs,
-        audit=list(entries.order_by("-created_at", "-id")[:50]),
-        params=_masked_params(task),
+        audit=audit_rows(list(entries.order_by("-created_at", "-id")[:50]), unreadable_jobs),
+        readable=readable,
+        params=_masked_params(task) if readable else {},
     )
 
 

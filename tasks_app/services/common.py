@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 
-from ..jobs.registry import find_job
+from ..jobs.registry import JobSpec, all_jobs, find_job
 from ..models import AuditEntry, Run
+from ..selectors.runs import RunFilter
 
 # Said when a non-superuser acts on a task that is not a registered job (one `.delay()`s in code,
 # or a superuser scheduled in the admin): such a task has no schema and no permission of its own.
@@ -105,6 +106,26 @@ def require_run_read(actor: Actor, run: Run) -> None:
         raise PermissionDenied(
             f"The details of {run.job_name} runs need the permission {permission}."
         )
+
+
+def schedulable_jobs(actor: Actor) -> list[JobSpec]:
+    """The jobs `actor` may put on a schedule: every job, less those needing a permission."""
+    return [s for s in all_jobs() if not s.permission or actor.has_perm(s.permission)]
+
+
+def unreadable_jobs(actor: Actor) -> tuple[str, ...]:
+    """The registered jobs whose run details `actor` may not read (a `permission=` they lack),
+    by name: what a search must not match on and an audit entry must not show. Empty for a
+    superuser, a schedule or the system, so their queries and pages stay as they were."""
+    lacking = [s.name for s in all_jobs() if s.permission and not actor.has_perm(s.permission)]
+    return tuple(sorted(lacking))
+
+
+def readable_filter(actor: Actor, filters: RunFilter) -> RunFilter:
+    """`filters` as `actor` may apply them: its search text does not look in the parameters of
+    runs `actor` may not read. Else the rows a search returns (or the count, or the runs a bulk
+    retry skips) would confirm a guessed parameter value of a restricted job."""
+    return replace(filters, unreadable_jobs=unreadable_jobs(actor))
 
 
 class ServiceError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import PurePath
 
 from django.conf import settings
@@ -32,6 +33,7 @@ def _filter_form(request: HtmxHttpRequest) -> RunFilterForm:
 def runs(request: HtmxHttpRequest) -> HttpResponse:
     form = _filter_form(request)
     filters = form.to_filter() if form.is_bound else selectors.RunFilter()
+    filters = services.readable_filter(actor_for(request), filters)
     page = selectors.runs_page(filters, request.GET.get("cursor"))
     query = request.GET.copy()
     query.pop("cursor", None)
@@ -79,12 +81,14 @@ def runs_retry_failed(request: HtmxHttpRequest) -> HttpResponse:
     form = _filter_form(request)
     base = form.to_filter() if form.is_bound else selectors.RunFilter()
     states = tuple(s for s in base.states if s in FAILED) if base.states else FAILED
-    filters = selectors.RunFilter(**{**base.__dict__, "states": states})
+    actor = actor_for(request)
+    # Its count, and the runs it skips, must not confirm a guess at a restricted parameter.
+    filters = services.readable_filter(actor, replace(base, states=states))
     limit = settings.TASKDECK_BULK_LIMIT
     query = request.GET.urlencode()
     if request.method == "POST":
         try:
-            outcome = services.runs_retry_bulk(actor=actor_for(request), filters=filters)
+            outcome = services.runs_retry_bulk(actor=actor, filters=filters)
         except services.BulkLimitExceeded as error:
             messages.error(request, str(error))
         except BrokerUnavailable:
@@ -92,7 +96,7 @@ def runs_retry_failed(request: HtmxHttpRequest) -> HttpResponse:
         else:
             _report(request, "Retried", outcome)
         return redirect(f"{reverse('tasks_app:runs')}?{query}")
-    if not actor_for(request).has_perm("tasks_app.retry_run"):
+    if not actor.has_perm("tasks_app.retry_run"):
         raise PermissionDenied("You may not retry runs.")
     count = selectors.runs_count_up_to(filters, limit)
     context = {"count": count, "limit": limit, "too_many": count > limit, "query": query}

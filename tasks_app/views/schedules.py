@@ -18,20 +18,14 @@ from ..forms import ScheduleBulkForm, ScheduleForm, job_params_form
 from ..forms.schedules import TIMING_FIELDS
 from ..jobs.errors import BrokerUnavailable
 from ..jobs.params import ParamsError
-from ..jobs.registry import JobSpec, all_jobs, find_job
+from ..jobs.registry import find_job
 from ..lifecycle import AlreadyActive
 from ..schedules.cron import CronError
 from ..schedules.definition import ScheduleDefinition, definition_of, forecast
 from ..selectors.schedules import CANNOT_FORECAST, schedules_page
-from ..services.common import Actor
 from ..services.schedules import MANAGE
 from ..types import HtmxHttpRequest
 from .common import actor_for, safe_next
-
-
-def schedulable_jobs(actor: Actor) -> list[JobSpec]:
-    """The jobs `actor` may put on a schedule: every job, less those needing a permission."""
-    return [s for s in all_jobs() if not s.permission or actor.has_perm(s.permission)]
 
 
 @require_safe
@@ -43,7 +37,8 @@ def schedules(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_safe
 def schedule_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    detail = selectors.schedule_detail(pk)
+    unreadable = services.unreadable_jobs(actor_for(request))
+    detail = selectors.schedule_detail(pk, unreadable_jobs=unreadable)
     if detail is None:
         raise Http404("No such schedule.")
     return render(request, "tasks_app/schedule.html", {"detail": detail, "row": detail.row})
@@ -67,7 +62,11 @@ def _editor(request: HtmxHttpRequest, task: PeriodicTask | None) -> HttpResponse
     if stored is not None and find_job(stored.job) is None:
         # A plain Celery task: only superusers edit those, as raw JSON, in the admin.
         return render(request, "tasks_app/schedule_plain.html", {"task": task}, status=200)
-    jobs = schedulable_jobs(actor)
+    if stored is not None:
+        # The form shows the stored parameters: a job's permission guards reading them, and
+        # saving needs it anyway.
+        services.require_task_permission(actor, stored.job)
+    jobs = services.schedulable_jobs(actor)
     status = 200
     if request.method == "POST":
         form = ScheduleForm(request.POST, jobs=jobs)
@@ -148,7 +147,7 @@ def schedule_params(request: HtmxHttpRequest) -> HttpResponse:
     if not actor.has_perm(MANAGE):
         raise PermissionDenied("You need the permission to manage schedules.")
     spec = find_job(request.GET.get("job", ""))
-    if spec is not None and spec not in schedulable_jobs(actor):
+    if spec is not None and spec not in services.schedulable_jobs(actor):
         spec = None
     stored = None
     pk = request.GET.get("schedule", "")
