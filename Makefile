@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export DEBUG ?= true
 export TASKDECK_DEMO_JOBS ?= true
 
-.PHONY: run test test-fast setup install migrate admin lint format typecheck check clean
+.PHONY: run test test-fast setup install migrate admin lint format typecheck layers check clean
 
 run: setup admin
 	$(PY) manage.py devstack
@@ -50,7 +50,12 @@ format: install
 typecheck: install
 	$(BIN)/mypy .
 
-check: lint typecheck
+# The layering contracts ([tool.importlinter] in pyproject.toml).
+layers: install
+	$(BIN)/lint-imports --no-cache
+
+
+check: lint typecheck layers
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run
 
