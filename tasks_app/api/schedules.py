@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -26,8 +27,11 @@ router = Router(tags=["schedules"])
 TIMING_FIELDS = frozenset({"kind", "cron", "timezone", "every", "period", "run_at"})
 
 
-def schedule_out(row: ScheduleRow) -> dict[str, Any]:
+def schedule_out(row: ScheduleRow, unreadable_jobs: Collection[str]) -> dict[str, Any]:
+    """A schedule as the API shows it to a caller who may not read the runs (so not the
+    parameters) of `unreadable_jobs` (services.unreadable_jobs)."""
     task = row.task
+    hidden = task.task in unreadable_jobs
     timing = row.timing
     params = definition_of(task).params
     last = row.last_run
@@ -35,7 +39,8 @@ def schedule_out(row: ScheduleRow) -> dict[str, Any]:
         "id": task.pk,
         "name": task.name,
         "job": task.task,
-        "params": masked_params(task.task, params),
+        "params": {} if hidden else masked_params(task.task, params),
+        "params_hidden": hidden,
         "timing": {
             "kind": timing.kind.value,
             "cron": timing.cron,
@@ -64,11 +69,12 @@ def schedule_out(row: ScheduleRow) -> dict[str, Any]:
     }
 
 
-def _out(pk: int) -> dict[str, Any]:
-    detail = selectors.schedule_detail(pk)
+def _out(request: HttpRequest, pk: int) -> dict[str, Any]:
+    unreadable = services.unreadable_jobs(actor(request))
+    detail = selectors.schedule_detail(pk, unreadable_jobs=unreadable)
     if detail is None:
         raise ApiError(404, f"No schedule {pk}.")
-    return schedule_out(detail.row)
+    return schedule_out(detail.row, unreadable)
 
 
 def _task(pk: int) -> PeriodicTask:
@@ -138,7 +144,9 @@ def schedules(request: HttpRequest, query: Query[ScheduleQuery]) -> dict[str, An
     if query.cursor and decode_schedule_cursor(query.cursor) is None:
         raise ApiError(400, "Invalid cursor.", {"cursor": ["Not a cursor from this API."]})
     page = schedules_page(query.cursor, size=query.limit)
-    return {"items": [schedule_out(row) for row in page.rows], "next_cursor": page.next_cursor}
+    unreadable = services.unreadable_jobs(actor(request))
+    items = [schedule_out(row, unreadable) for row in page.rows]
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 @router.post("/schedules", response=responses({201: ScheduleOut}), summary="Create a schedule")
@@ -157,12 +165,12 @@ def create(request: HttpRequest, body: ScheduleIn) -> Status[dict[str, Any]]:
         queue=body.queue,
     )
     task = _save(definition, request, None)
-    return Status(201, _out(task.pk))
+    return Status(201, _out(request, task.pk))
 
 
 @router.get("/schedules/{pk}", response=responses({200: ScheduleOut}, 404), summary="One schedule")
 def schedule(request: HttpRequest, pk: int) -> dict[str, Any]:
-    return _out(pk)
+    return _out(request, pk)
 
 
 @router.patch(
@@ -189,7 +197,7 @@ def change(request: HttpRequest, pk: int, body: SchedulePatchIn) -> dict[str, An
     if given.get("one_off") is None:
         changes.pop("one_off", None)
     saved = _save(replace(stored, **changes), request, task)
-    return _out(saved.pk)
+    return _out(request, saved.pk)
 
 
 @router.delete(

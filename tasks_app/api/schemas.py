@@ -268,7 +268,12 @@ class ScheduleOut(Schema):
     id: int
     name: str
     job: str
-    params: dict[str, Any] = Field(description="Sensitive values masked.")
+    params: dict[str, Any] = Field(
+        description="Sensitive values masked; empty when `params_hidden`."
+    )
+    params_hidden: bool = Field(
+        description="The job asks for a permission to read its runs, which the caller lacks."
+    )
     timing: TimingOut
     description: str
     enabled: bool

@@ -312,6 +312,22 @@ def test_the_schedule_page_hides_a_restricted_jobs_parameters_and_changes(
     assert client.get(f"/schedules/{schedule.pk}/edit/").status_code == 200
 
 
+def test_the_api_hides_a_restricted_schedules_parameters(
+    client: Client, trail: dict[str, Any], viewer: User, keeper: User
+) -> None:
+    schedule: PeriodicTask = trail["schedule"]
+    for user, hidden in ((viewer, True), (keeper, False)):
+        raw = issue_token(user, "reader")[1]
+        one = api(client, raw, "GET", f"schedules/{schedule.pk}").json()
+        listed = {item["id"]: item for item in api(client, raw, "GET", "schedules").json()["items"]}
+
+        for item in (one, listed[schedule.pk]):
+            assert item["params_hidden"] is hidden
+            assert item["params"] == ({} if hidden else {"team": OTHER_SECRET})
+        assert listed[trail["open"].pk]["params"]["steps"] == 3  # an open job's are shown
+        assert listed[trail["open"].pk]["params_hidden"] is False
+
+
 def test_a_schedule_moved_to_an_open_job_keeps_its_restricted_past_hidden(
     client: Client, broker: str, guarded_job: str, viewer: User, keeper: User
 ) -> None:
