@@ -98,6 +98,17 @@ def state(port: int, token: str, task_id: str) -> str:
     return str(api(port, token, f"/runs/{task_id}")["state"])
 
 
+def wait_for_state(
+    port: int, token: str, task_id: str, wanted: str, timeout: float, log: Path
+) -> None:
+    """`wait_for` a run's state; on a timeout the failure also shows the run as the API does."""
+    try:
+        wait_for(lambda: state(port, token, task_id) == wanted, timeout, wanted, log)
+    except pytest.fail.Exception as failure:
+        run = json.dumps(api(port, token, f"/runs/{task_id}"), default=str)
+        pytest.fail(f"{failure}\nThe run: {run[:4000]}")
+
+
 def test_a_killed_worker_or_redis_is_restarted_and_the_dashboard_stays_up(
     prepared: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -151,9 +162,9 @@ def test_a_killed_worker_or_redis_is_restarted_and_the_dashboard_stays_up(
         assert not [p for p in old_pool if psutil.pid_exists(p) and
                     psutil.Process(p).status() != psutil.STATUS_ZOMBIE]  # fmt: skip
 
-        wait_for(lambda: state(port, token, once["task_id"]) == "LOST", 60, "LOST", log)
+        wait_for_state(port, token, once["task_id"], "LOST", 60, log)
         lost_after = time.monotonic() - killed_at
-        wait_for(lambda: state(port, token, again["task_id"]) == "SUCCESS", 60, "re-run", log)
+        wait_for_state(port, token, again["task_id"], "SUCCESS", 60, log)  # re-run
         rerun_after = time.monotonic() - killed_at
         lost = api(port, token, f"/runs/{once['task_id']}")
         rerun = api(port, token, f"/runs/{again['task_id']}")

@@ -91,7 +91,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path
         if predicate():
             return
         time.sleep(0.25)
-    pytest.fail(f"Timed out waiting for {what}. Stack output:\n{log.read_text()[-6000:]}")
+    pytest.fail(f"Timed out waiting for {what}. Stack output:\n{stack_output(log)}")
+
+
+def stack_output(log: Path, size: int = 8000) -> str:
+    """The end of the stack's output without the web server's request lines (the tests' own
+    polling would otherwise fill it), so a failure shows what the worker, beat and reaper did."""
+    lines = [line for line in log.read_text().splitlines() if '"GET /' not in line]
+    return "\n".join(lines)[-size:]
 
 
 def children(stack: subprocess.Popen[bytes]) -> dict[int, str]:
