@@ -36,9 +36,13 @@ def reap(lost_after: float | None = None) -> ReapOutcome:
         silence = f"no heartbeat for over {seconds:.0f} s"
         worker = f" from worker {run.worker}" if run.worker else ""
         spec = find_job(run.job_name)
-        requeue = spec is not None and spec.idempotent and run.requeues == 0
-        if requeue and _requeue(run, f"Worker lost ({silence}{worker}); re-queued once."):
-            outcome.requeued.append(run.task_id)
+        if spec is not None and spec.idempotent and run.requeues == 0:
+            # Whatever `_requeue` answers, this run is judged: re-queued here, or by another
+            # reaper running at the same time (a worker back from an outage takes the backlog
+            # of reap tasks at once), or LOST when publishing failed. Never LOST on top of a
+            # re-queue: that final state would refuse the re-queued message.
+            if _requeue(run, f"Worker lost ({silence}{worker}); re-queued once."):
+                outcome.requeued.append(run.task_id)
             continue
         message = f"Worker lost: {silence}{worker}."
         if ledger_backend().record_lost(run.task_id, message):
