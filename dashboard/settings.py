@@ -2,51 +2,19 @@
 
 Defaults are for a developer's machine (SQLite and the bundled Redis under `.data/`);
 production sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL.
+How a variable is read (and refused when malformed) is in settings_env.py.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
-from typing import Any
 
-import dj_database_url
 from csp.constants import NONE, SELF
-from django.core.exceptions import ImproperlyConfigured
+
+from .settings_env import databases, env_bool, env_int, env_str, secret_key
+from .settings_env import env_list as env_list  # re-exported: tests read lists with it
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str = "") -> str:
-    """The variable's value; unset and empty both mean the default."""
-    return os.environ.get(name, "").strip() or default
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = env_str(name)
-    if not raw:
-        return default
-    value = raw.lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true or false).")
-
-
-def env_int(name: str, default: int) -> int:
-    raw = env_str(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
 # Everything generated at run time (SQLite, bundled Redis, media, collected static) lives here,
@@ -55,27 +23,7 @@ DATA_DIR = Path(env_str("TASKDECK_DATA_DIR") or BASE_DIR / ".data").resolve()
 
 DEBUG = env_bool("DEBUG", default=False)
 
-
-def _secret_key() -> str:
-    key = env_str("SECRET_KEY")
-    if key:
-        return key
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. It is required when DEBUG is off: set SECRET_KEY to a long "
-            "random string, e.g. the output of "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
-        )
-    # Development: one random key per checkout, kept so logins survive restarts.
-    key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+SECRET_KEY = secret_key(debug=DEBUG, data_dir=DATA_DIR)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 PORT = env_int("PORT", 8000)
@@ -134,32 +82,7 @@ TEMPLATES = [
     },
 ]
 
-
-def _databases() -> dict[str, Any]:
-    default_url = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
-    db: dict[str, Any] = dict(
-        dj_database_url.parse(
-            env_str("DATABASE_URL") or default_url,
-            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-            conn_health_checks=True,
-        )
-    )
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-        db["OPTIONS"] = {
-            # WAL lets the web server read while a worker writes; IMMEDIATE takes the write
-            # lock at BEGIN so concurrent writers wait (timeout) instead of failing mid-way.
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-        }
-        # A file, not memory: a worker in another process must see the test database. One per
-        # test process, so two test runs in one checkout never delete each other's database.
-        db["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")}
-    return {"default": db}
-
-
-DATABASES = _databases()
+DATABASES = databases(data_dir=DATA_DIR)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -290,7 +213,7 @@ TASKDECK_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASKDECK_VISIBILITY_TIMEOUT}
 # A worker that loses the broker cancels its running late-ack tasks: the broker will redeliver
 # them, so finishing them would run them twice. (Redis redelivers only after the visibility
-# timeout: the reaper re-queues them long before, see tasks_app.jobs.request.)
+# timeout: the reaper re-queues them long before, see tasks_app.worker.request.)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Take a message only when a pool process is free (Redis only). A message a worker holds
@@ -306,8 +229,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 
 # django-celery-results' database backend, extended to move the run ledger in the same
-# transaction (tasks_app/backend.py).
-CELERY_RESULT_BACKEND = "tasks_app.backend:LedgerBackend"
+# transaction (tasks_app/worker/backend.py).
+CELERY_RESULT_BACKEND = "tasks_app.worker.backend:LedgerBackend"
 CELERY_RESULT_EXTENDED = True
 # Keep history: Celery's built-in daily cleanup would delete every result older than a day.
 # Retention is Taskdeck's own scheduled cleanup job, which operators can edit.

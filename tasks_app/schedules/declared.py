@@ -37,7 +37,8 @@ from ..jobs.params import ParamsError
 from ..jobs.registry import find_job, masked_params
 from ..jobs.sealing import SealError, unseal
 from ..models import DeclarationOrigin, DeclaredSchedule
-from .definition import Kind, ScheduleDefinition, Timing, definition_of, write
+from .rows import definition_of, write
+from .values import Kind, ScheduleDefinition, Timing
 
 logger = logging.getLogger(__name__)
 
