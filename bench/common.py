@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tasks_app.devstack import processes
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -110,42 +112,30 @@ class Worker:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
-        self._offset = 0
-        self._tail = b""
+        self._log = processes.LogFollower(log_path)
         self.succeeded = 0
 
     def start(self, timeout: float = 60.0, poll: float = 0.01) -> float:
         """Start it and wait for its "ready." line; returns the time it was seen."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.write_bytes(b"")
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        seen = b""
-        while time.monotonic() < deadline:
-            chunk = self._read_new()
-            seen += chunk
-            if b" ready." in seen:
-                return time.monotonic()
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Celery worker exited early:\n{self.log_tail()}")
-            time.sleep(poll)
+        self.process = processes.start(
+            self.args, env=self.env, cwd=BASE_DIR, log=self.log_path, append=False
+        )
+        ready = processes.wait_ready(self.process, self._read_ready, timeout, poll)
+        if ready == "ready":
+            return time.monotonic()
+        if ready == "exited":
+            raise RuntimeError(f"Celery worker exited early:\n{self.log_tail()}")
         self.stop()
         raise RuntimeError(f"Celery worker not ready in {timeout}s:\n{self.log_tail()}")
 
-    def _read_new(self) -> bytes:
-        with self.log_path.open("rb") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-        self._offset += len(chunk)
-        # Count whole lines only; keep a partial last line for the next read.
-        data = self._tail + chunk
-        complete, _, self._tail = data.rpartition(b"\n")
-        self.succeeded += complete.count(self.SUCCEEDED)
-        return chunk
+    def _read_ready(self) -> bool:
+        """Count what it logged since the last read; whether that includes "ready."."""
+        return any(b" ready." in line for line in self._read_new())
+
+    def _read_new(self) -> list[bytes]:
+        lines = self._log.new_lines()
+        self.succeeded += sum(line.count(self.SUCCEEDED) for line in lines)
+        return lines
 
     def wait_succeeded(self, count: int, timeout: float, poll: float = 0.01) -> float:
         """Wait until `count` tasks finished; returns the time the last one was seen."""
@@ -167,9 +157,7 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None:
             return
-        from tasks_app.devstack.supervisor import stop_group
-
-        stop_group(self.process, timeout)
+        processes.stop_group(self.process, timeout)
         self.process = None
 
     def log_tail(self, lines: int = 40) -> str:

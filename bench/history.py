@@ -50,31 +50,18 @@ import math
 import os
 import sys
 import time
-import types
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
-from .common import database_label, emit, is_postgresql, median, migrate, prepare_env, setup_django
+from .common import database_label, emit, is_postgresql, migrate, prepare_env, setup_django
+from .history_cases import bench_settings, build_cases
+from .history_measure import SqlTimer, explain, measure, report
+from .seed import newest_queued_at, seed
 
 DEFAULT_ROWS = 1_000_000
 DEFAULT_ROWS_SQLITE = 100_000
 TARGET_LIST_P95_MS = 50.0
 TARGET_POLL_P50_MS = 10.0
 BENCH_ADMIN = "bench-history-admin"
-HTMX_LIVE = {"HX-Request": "true", "HX-Target": "live"}
-
-# The values the filter cases use; they exist in the seeded data (bench/seed.py).
-COMMON_JOB = "taskdeck.send_email"
-USER = "erin"  # the least active user: ~1.5% of the runs
-SCHEDULE = "Nightly digest"  # ~3.5% of the runs
-RARE_SCHEDULE = "Ping every hour"  # ~0.14%
-TEAM = "atlas-migration"  # the rarest team: ~2% of the runs carry it in their parameters
-COMMON_TEAM = "payments"  # the commonest: ~25% of the runs that name a team
-NO_SUCH_TEXT = "xylophone"  # in no run's parameters
-SCATTERED_TEXT = 'growth", "full'  # both words are common; "full" always comes before "team"
 
 
 def prepare() -> None:
@@ -86,77 +73,6 @@ def prepare() -> None:
     # demo.progress and demo.flaky are in the seeded mix; the job filter offers registered jobs.
     os.environ["TASKDECK_DEMO_JOBS"] = "true"
     prepare_env(debug_default="false")
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    path: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    # Bytes the response must contain (a check that the case shows what it should).
-    expect: bytes = b""
-    runs_list: bool = False  # counts for worst_p95_ms
-    informational: bool = False
-
-
-@dataclass(frozen=True)
-class Measured:
-    case: Case
-    total_ms: list[float]
-    sql_ms: list[float]
-    queries: int
-
-    @property
-    def p50(self) -> float:
-        return median(self.total_ms)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.total_ms, 95)
-
-    @property
-    def sql_p50(self) -> float:
-        return median(self.sql_ms)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest rank: the smallest value with at least `pct`% of the values at or below it."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-class SqlTimer:
-    """A `connection.execute_wrapper`: adds up the time spent executing SQL (fetching
-    included: psycopg and sqlite3 fetch the whole result here) and can keep the statements."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.count = 0
-        self.kept: list[tuple[str, Any, float]] | None = None
-
-    def reset(self, *, keep: bool = False) -> None:
-        self.seconds = 0.0
-        self.count = 0
-        self.kept = [] if keep else None
-
-    def __call__(
-        self,
-        execute: Callable[..., Any],
-        sql: str,
-        params: Any,
-        many: bool,
-        context: Mapping[str, Any],
-    ) -> Any:
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            elapsed = time.perf_counter() - started
-            self.seconds += elapsed
-            self.count += 1
-            if self.kept is not None:
-                self.kept.append((sql, params, elapsed))
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -172,8 +88,6 @@ def table_rows() -> tuple[int, int]:
 
 def ensure_data(rows: int, *, reuse: bool, replace: bool) -> float | None:
     """Seed unless reusing; returns the seeding time, None when reused."""
-    from .seed import seed
-
     runs, results = table_rows()
     if reuse and runs == rows and results == rows:
         return None
@@ -198,208 +112,6 @@ def admin_client() -> Any:
     client = Client()
     client.force_login(user)
     return client
-
-
-def build_cases(newest: datetime) -> tuple[list[Case], Case]:
-    """The runs-list and admin cases, and the poll; their values are taken from the data."""
-    from django.urls import reverse
-    from django.utils import timezone
-
-    from tasks_app.models import Run, RunState
-    from tasks_app.selectors import encode_cursor
-
-    from .seed import RARE_JOB, previous_day
-
-    def run_before(days: float) -> Run:
-        run = (
-            Run.objects.filter(queued_at__lte=newest - timedelta(days=days))
-            .order_by("-queued_at", "-id")
-            .first()
-        )
-        if run is None:
-            sys.exit(f"No run queued {days} days before the newest: is the data seeded?")
-        return run
-
-    def local(moment: datetime) -> str:
-        return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M:%S")
-
-    deep = run_before(85)
-    account = (
-        Run.objects.filter(job_name="billing.sync_invoices")
-        .filter(queued_at__lte=newest - timedelta(days=30))
-        .order_by("-queued_at", "-id")
-        .values_list("params", flat=True)
-        .first()
-    )
-    if not account or "account_id" not in account:
-        sys.exit("No billing.sync_invoices run with an account_id in the data.")
-    rare_account = str(account["account_id"])  # 0-9999: a handful of runs
-    # The same as it reads in the JSON text: every word but the number is in most runs.
-    account_fragment = f'"account_id": {rare_account}}}'
-    wanted = run_before(80).task_id
-    prefix = run_before(60).task_id[:8]
-    since, until = previous_day(newest, 40)
-    window = {"since": local(since), "until": local(until)}
-    runs = reverse("tasks_app:runs")
-    row = b'name="run" value="'  # each row's checkbox: the page lists runs
-
-    def listing(
-        name: str, params: Mapping[str, str], expect: bytes, *, informational: bool = False
-    ) -> Case:
-        return Case(name, runs, params, {}, expect, not informational, informational)
-
-    cases = [
-        listing("runs_first_page", {}, row),
-        listing("runs_deep_cursor", {"cursor": encode_cursor(deep)}, row),
-        listing("runs_state_failure", {"state": RunState.FAILURE}, b"state-failure"),
-        listing("runs_state_lost", {"state": RunState.LOST}, b"state-lost"),
-        listing("runs_job_common", {"job": COMMON_JOB}, f"<td>{COMMON_JOB}<".encode()),
-        listing("runs_job_rare", {"job": RARE_JOB}, f"<td>{RARE_JOB}<".encode()),
-        listing("runs_source_schedule", {"source": "schedule"}, row),
-        listing("runs_launched_by", {"launched_by": USER}, f"<td>{USER}<".encode()),
-        listing("runs_schedule", {"schedule": SCHEDULE}, f"<td>{SCHEDULE}<".encode()),
-        # Free-text fields: a rare value, and one matching nothing (a typo) must not scan.
-        listing(
-            "runs_schedule_rare", {"schedule": RARE_SCHEDULE}, f"<td>{RARE_SCHEDULE}<".encode()
-        ),
-        listing("runs_launched_by_unknown", {"launched_by": "nobody"}, b"No runs match."),
-        listing("runs_time_range", window, row),
-        listing(
-            "runs_combined",
-            {"state": RunState.FAILURE, "job": COMMON_JOB, **window},
-            b"state-failure",
-        ),
-        # The row shows the first 12 characters of the task id (truncatechars:13).
-        listing("runs_search_task_id", {"q": wanted}, wanted[:12].encode()),
-        listing("runs_search_task_id_prefix", {"q": prefix}, prefix.encode()),
-        # Text in the parameters (the trigram index, migration 0007, on PostgreSQL): a team
-        # in ~2% of runs, a common one (~25%), one account (a handful of runs), a word in no
-        # run (must not read the table).
-        listing("runs_search_params", {"q": TEAM}, TEAM.encode()),
-        listing("runs_search_params_common", {"q": COMMON_TEAM}, COMMON_TEAM.encode()),
-        listing("runs_search_params_rare", {"q": rare_account}, row),
-        listing("runs_search_params_none", {"q": NO_SUCH_TEXT}, b"No runs match."),
-        # Informational: the account as a JSON fragment (the index intersects the long lists
-        # of its common trigrams: "account", "id"); words that each occur in many runs but
-        # never in this order (the index hands over every run holding all of them to check).
-        listing("runs_search_params_fragment", {"q": account_fragment}, row,
-                informational=True),
-        listing("runs_search_params_scattered", {"q": SCATTERED_TEXT}, b"No runs match.",
-                informational=True),
-    ]  # fmt: skip
-    stock = "/stock-admin/django_celery_results/taskresult/"
-    ours = reverse("admin:django_celery_results_taskresult_changelist")
-    run_admin = reverse("admin:tasks_app_run_changelist")
-    cases += [
-        Case("admin_stock_changelist", stock, expect=b"result_list", informational=True),
-        Case("admin_stock_search", stock, {"q": wanted}, expect=wanted.encode(),
-             informational=True),
-        Case("admin_taskresult_changelist", ours, expect=b"result_list", informational=True),
-        Case("admin_taskresult_search", ours, {"q": wanted}, expect=wanted.encode(),
-             informational=True),
-        Case("admin_run_changelist", run_admin, expect=b"result_list", informational=True),
-        Case("admin_run_search", run_admin, {"q": wanted}, expect=wanted.encode(),
-             informational=True),
-    ]  # fmt: skip
-    running = Run.objects.filter(state=RunState.PROGRESS).order_by("-queued_at", "-id").first()
-    if running is None:
-        sys.exit("No running (PROGRESS) run in the data.")
-    poll = Case(
-        "poll", reverse("tasks_app:run", args=[running.task_id]), headers=HTMX_LIVE,
-        expect=b'id="live"',
-    )  # fmt: skip
-    return cases, poll
-
-
-# --- the stock admin beside Taskdeck's ------------------------------------------------------
-
-
-def bench_urlconf() -> types.ModuleType:
-    """The project's URLs plus /stock-admin/: an admin site with the same model admins as
-    /admin/, except TaskResult's, which is django-celery-results' own."""
-    from django.contrib import admin
-    from django.urls import path
-    from django_celery_results.admin import TaskResultAdmin
-    from django_celery_results.models import TaskResult
-
-    from dashboard import urls
-
-    stock = admin.AdminSite(name="stock_admin")
-    for model, model_admin in admin.site._registry.items():
-        if model is not TaskResult:
-            stock.register(model, type(model_admin))
-    stock.register(TaskResult, TaskResultAdmin)
-    module = types.ModuleType("bench_history_urls")
-    module.urlpatterns = [path("stock-admin/", stock.urls), *urls.urlpatterns]  # type: ignore[attr-defined]
-    return module
-
-
-@contextmanager
-def bench_settings() -> Iterator[None]:
-    """Plain static files (production's manifest needs `collectstatic`; the lookup costs the
-    same) and the URLs with the stock admin."""
-    from django.test import override_settings
-
-    storages = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    with override_settings(STORAGES=storages, ROOT_URLCONF=bench_urlconf()):
-        yield
-
-
-# --- measuring ----------------------------------------------------------------------------
-
-
-def request(client: Any, case: Case) -> Any:
-    response = client.get(case.path, dict(case.params), headers=dict(case.headers))
-    if response.status_code != 200:
-        sys.exit(f"{case.name}: HTTP {response.status_code} for {case.path} {dict(case.params)}")
-    if case.expect and case.expect not in response.content:
-        sys.exit(f"{case.name}: the page lacks {case.expect!r}: {case.path} {dict(case.params)}")
-    return response
-
-
-def measure(client: Any, case: Case, timer: SqlTimer, requests: int) -> Measured:
-    request(client, case)  # warm-up
-    total: list[float] = []
-    sql: list[float] = []
-    for _ in range(requests):
-        timer.reset()
-        started = time.perf_counter()
-        request(client, case)
-        total.append((time.perf_counter() - started) * 1000)
-        sql.append(timer.seconds * 1000)
-    return Measured(case, total, sql, timer.count)
-
-
-def explain(client: Any, case: Case, timer: SqlTimer) -> None:
-    """Each statement of one request of the case, with its plan (PostgreSQL)."""
-    from django.db import connection
-
-    timer.reset(keep=True)
-    request(client, case)
-    kept = timer.kept or []
-    timer.reset()
-    print(f"# --- {case.name}: {len(kept)} statements", flush=True)
-    for sql, params, seconds in kept:
-        print(f"# [{seconds * 1000:.2f} ms] {sql}  -- {params!r}", flush=True)
-        if not is_postgresql() or not sql.lstrip().upper().startswith("SELECT"):
-            continue
-        if "tasks_app_run" not in sql and "django_celery_results_taskresult" not in sql:
-            continue
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
-            for (line,) in cursor.fetchall():
-                print(f"#     {line}", flush=True)
-
-
-def report(measured: Measured) -> None:
-    name = measured.case.name
-    emit(f"{name}_p50_ms", measured.p50)
-    emit(f"{name}_p95_ms", measured.p95)
-    emit(f"{name}_sql_p50_ms", measured.sql_p50)
-    emit(f"{name}_queries", measured.queries)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,8 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     emit("rows", runs)
     emit("taskresult_rows", results)
     emit("seed_s", "reused" if seconds is None else round(seconds, 1))
-
-    from .seed import newest_queued_at
 
     newest = newest_queued_at()
     assert newest is not None

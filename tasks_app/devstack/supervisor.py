@@ -14,9 +14,6 @@ server: without it the operator sees nothing) stops the stack.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import signal
 import subprocess
 import sys
@@ -25,18 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from . import processes
+from .processes import stop_group
 from .restart_policy import RestartPolicy
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: ask Linux to SIGTERM it when the supervisor dies."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the signal handlers still stop children
-        pass
 
 
 @dataclass
@@ -52,15 +40,8 @@ class Child:
     given_up: bool = field(default=False, init=False)
 
     def start(self, env: dict[str, str], cwd: str) -> None:
-        self.adopt(
-            subprocess.Popen(
-                list(self.args),
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # the supervisor runs no threads
-            )
-        )
+        # die_with_parent: the supervisor runs no threads.
+        self.adopt(processes.start(self.args, env=env, cwd=cwd, die_with_parent=True))
 
     def adopt(self, process: subprocess.Popen[bytes]) -> None:
         """Supervise a process started elsewhere (the bundled Redis, started and awaited before
@@ -75,7 +56,7 @@ class Child:
         """After the leader died: kill what it left in its process group (a SIGKILLed worker's
         pool processes), as systemd does, so nothing of the old one runs next to its successor."""
         if self.process is not None:
-            _signal_group(self.process.pid, signal.SIGKILL)
+            processes.signal_group(self.process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         """SIGTERM the child's process group, then SIGKILL what is left after the timeout."""
@@ -83,27 +64,6 @@ class Child:
             return
         if not stop_group(self.process, self.stop_timeout):
             print(f"[taskdeck] {self.name} did not stop in {self.stop_timeout:.0f}s; killed it.")
-
-
-def stop_group(process: subprocess.Popen[bytes], timeout: float) -> bool:
-    """SIGTERM a child that leads its own process group, wait up to `timeout`, then SIGKILL
-    the whole group: whatever the leader did, nothing of it may outlive us. Returns whether it
-    stopped on the SIGTERM."""
-    pgid = process.pid
-    _signal_group(pgid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-        graceful = True
-    except subprocess.TimeoutExpired:
-        graceful = False
-    _signal_group(pgid, signal.SIGKILL)
-    process.wait()
-    return graceful
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
 
 
 class Stop(Exception):

@@ -5,7 +5,6 @@ it never touches the suite's database or broker), a free port, its output in a l
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,10 @@ import psutil
 import pytest
 from django.conf import settings
 
+from tasks_app.devstack import processes
+from tasks_app.devstack.processes import free_port as free_port  # the tests import it here
+
 BASE_DIR = Path(settings.BASE_DIR)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -46,11 +42,9 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def start_stack(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "devstack", "--port", str(port)],
-            cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    """In the test's process group, as from a terminal: a Ctrl-C of the test run stops it too."""
+    args = [sys.executable, "manage.py", "devstack", "--port", str(port)]
+    return processes.start(args, env=env, cwd=BASE_DIR, log=log, append=False, own_group=False)
 
 
 def kill_stack(stack: subprocess.Popen[bytes]) -> None:

@@ -7,9 +7,7 @@ connected to the test database, never eager mode.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +17,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from tasks_app.devstack.supervisor import stop_group
+from tasks_app.devstack import processes
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -80,26 +78,21 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Celery worker exited early:\n{self.log_tail()}")
-            if b" ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.1)
+        self.process = processes.start(self.args, env=self.env, cwd=BASE_DIR, log=self.log_path)
+        ready = processes.wait_ready(
+            self.process, lambda: processes.log_contains(self.log_path, b" ready."), timeout
+        )
+        if ready == "ready":
+            return
+        if ready == "exited":
+            raise RuntimeError(f"Celery worker exited early:\n{self.log_tail()}")
         self.stop()
         raise RuntimeError(f"Celery worker not ready in {timeout}s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process is None:
             return
-        stop_group(self.process, timeout)
+        processes.stop_group(self.process, timeout)
         self.process = None
 
     def log_tail(self, lines: int = 60) -> str:
@@ -144,22 +137,19 @@ class BeatProcess:
 
     def launch(self) -> None:
         """Start the process without waiting (to start several at the same moment)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+        self.process = processes.start(self.args, env=self.env, cwd=BASE_DIR, log=self.log_path)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until beat has set up its schedule and either leads or stands by."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"celery beat exited early:\n{self.log_tail()}")
-            if self.is_leading() or self.is_standing_by():
-                return
-            time.sleep(0.1)
+        ready = "exited"
+        if self.process is not None:
+            ready = processes.wait_ready(
+                self.process, lambda: self.is_leading() or self.is_standing_by(), timeout
+            )
+        if ready == "ready":
+            return
+        if ready == "exited":
+            raise RuntimeError(f"celery beat exited early:\n{self.log_tail()}")
         self.stop()
         raise RuntimeError(f"celery beat not ready in {timeout}s:\n{self.log_tail()}")
 
@@ -181,16 +171,14 @@ class BeatProcess:
         """SIGTERM (beat writes its schedule and releases its lock), SIGKILL after `timeout`."""
         if self.process is None:
             return
-        stop_group(self.process, timeout)
+        processes.stop_group(self.process, timeout)
         self.process = None
 
     def kill(self) -> None:
         """SIGKILL the whole process group: a crash, with no chance to release the lock."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+        processes.kill_group(self.process)
         self.process = None
 
     def log_tail(self, lines: int = 60) -> str:
