@@ -7,6 +7,8 @@ class TasksAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imports live in the functions here because Django loads this module before the
+        # models: what they import needs the app registry ready (Django's documented pattern).
         # Register the built-in jobs in every process (web, beat, shell), not only in workers,
         # so the dashboard can list and launch them.
         from celery.signals import task_postrun

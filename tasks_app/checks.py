@@ -18,12 +18,12 @@ from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
 from django.core.checks import CheckMessage, Error, register
 from django.utils.module_loading import import_string
 
-from .backend import LedgerBackend
 from .jobs.registry import route_job
-from .jobs.task import TaskdeckTask
+from .worker.backend import LedgerBackend
+from .worker.task import TaskdeckTask
 
-TASK_CLS = "tasks_app.jobs.task:TaskdeckTask"
-RESULT_BACKEND = "tasks_app.backend:LedgerBackend"
+TASK_CLS = "tasks_app.worker.task:TaskdeckTask"
+RESULT_BACKEND = "tasks_app.worker.backend:LedgerBackend"
 ROUTER = "tasks_app.jobs.registry.route_job"
 JSON = frozenset({"json", "application/json"})
 

@@ -2,7 +2,7 @@
 
 Celery's TaskResult (django-celery-results) keeps what a worker reports; a Run keeps what Celery
 forgets: queued work, the exact parameters, who launched it, lineage, progress and cancellation.
-Only `tasks_app.lifecycle` changes a run's state.
+Only `tasks_app.worker.lifecycle` changes a run's state.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ class RunState(models.TextChoices):
 
 FINAL_STATES = frozenset({RunState.SUCCESS, RunState.FAILURE, RunState.REVOKED, RunState.LOST})
 ACTIVE_STATES = frozenset(set(RunState) - FINAL_STATES)
+RUNNING_STATES = frozenset({RunState.STARTED, RunState.PROGRESS})  # a worker has it
+QUEUED_STATES = frozenset({RunState.PENDING, RunState.RETRY})  # waiting for a worker
+FAILED_STATES = frozenset({RunState.FAILURE, RunState.LOST})
 
 
 class RunSource(models.TextChoices):
@@ -34,6 +37,30 @@ class RunSource(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     CODE = "code", "Code"
     RETRY = "retry", "Retry"
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    """The run states by name, so no caller spells out a list of states."""
+
+    def in_states(self, states: frozenset[RunState]) -> RunQuerySet:
+        return self.filter(state__in=sorted(states))
+
+    def active(self) -> RunQuerySet:
+        """Queued or running: not final yet."""
+        return self.in_states(ACTIVE_STATES)
+
+    def running(self) -> RunQuerySet:
+        return self.in_states(RUNNING_STATES)
+
+    def queued(self) -> RunQuerySet:
+        return self.in_states(QUEUED_STATES)
+
+    def failed(self) -> RunQuerySet:
+        """Failed or lost."""
+        return self.in_states(FAILED_STATES)
+
+    def final(self) -> RunQuerySet:
+        return self.in_states(FINAL_STATES)
 
 
 class Run(models.Model):
@@ -93,6 +120,8 @@ class Run(models.Model):
     cancel_terminate = models.BooleanField(default=False)
 
     artifact = models.FileField(upload_to="artifacts/", blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ("-queued_at", "-id")

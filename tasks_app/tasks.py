@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
-from . import reaper
 from .exports import SafeCsvWriter
 from .jobs.context import JobContext
 from .jobs.errors import BadInput
@@ -22,6 +22,7 @@ from .jobs.params import Param
 from .jobs.registry import find_job, job, masked_params
 from .models import Run, RunState
 from .selectors import RunFilter, runs_matching
+from .worker import reaper
 
 if settings.TASKDECK_DEMO_JOBS:
     from . import demo  # noqa: F401 - registers demo.progress and demo.flaky
@@ -62,8 +63,6 @@ def cleanup(
     batch_size: Annotated[int, Ge(100), Le(10_000), Param(help="Rows deleted per batch.")] = 1000,
 ) -> dict[str, int]:
     """Delete old runs and their results in batches, keeping failures longer."""
-    from django_celery_results.models import TaskResult
-
     now = timezone.now()
     failed = [RunState.FAILURE, RunState.LOST]
     old_runs = Run.objects.filter(finished_at__lt=now - timedelta(days=days)).exclude(

@@ -21,11 +21,8 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.operation import Operation
 
-from ..jobs.errors import BrokerUnavailable
-from ..jobs.params import ParamsError
-from ..lifecycle import AlreadyActive
 from ..middleware import TIMEOUT_DETAIL, is_statement_timeout
-from ..services import NotRetriable, ServiceError
+from ..services import AlreadyActive, BrokerUnavailable, NotRetriable, ParamsError, ServiceError
 from . import jobs, runs, schedules, stats
 from .auth import BearerToken, TokenExpired, staff_or_token
 from .errors import ApiError, field_errors

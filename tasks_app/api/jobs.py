@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router
 
+from .. import services
 from ..jobs.registry import all_jobs
 from .auth import actor
 from .errors import responses
@@ -18,7 +19,6 @@ router = Router(tags=["jobs"])
 @router.get("/jobs", response=responses({200: list[JobOut]}), summary="Registered jobs")
 def jobs(request: HttpRequest) -> list[dict[str, Any]]:
     caller = actor(request)
-    may_launch = caller.has_perm("tasks_app.launch_job")
     return [
         {
             "name": spec.name,
@@ -29,9 +29,7 @@ def jobs(request: HttpRequest) -> list[dict[str, Any]]:
             "unique": spec.unique,
             "idempotent": spec.idempotent,
             "sensitive": sorted(spec.sensitive),
-            "can_launch": spec.ledger
-            and may_launch
-            and (not spec.permission or caller.has_perm(spec.permission)),
+            "can_launch": services.may_launch(caller, spec),
             "params_schema": spec.params.json_schema(),
         }
         for spec in all_jobs()

@@ -9,7 +9,6 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from .. import selectors, services
-from ..jobs.errors import UnknownJob
 from ..models import Run, RunSource
 from ..selectors import RunFilter
 from ..selectors.runs import search_text_error
@@ -91,7 +90,7 @@ def launch(request: HttpRequest, body: RunCreateIn) -> Status[dict[str, Any]]:
         run = services.job_launch(
             body.job, body.params, actor=actor(request), options=options, source=RunSource.API
         )
-    except UnknownJob:
+    except services.UnknownJob:
         raise ApiError(400, "Unknown job.", {"job": [f"No job named {body.job}."]}) from None
     except services.ParamsError as error:
         raise ApiError(400, "Invalid parameters.", field_errors("params", error.errors)) from None

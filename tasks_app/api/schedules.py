@@ -12,8 +12,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from .. import selectors, services
-from ..jobs.params import MASK
-from ..jobs.registry import find_job, masked_params
+from ..jobs.registry import MASK, find_job, masked_params
 from ..schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
 from ..selectors import ScheduleRow
 from ..selectors.schedules import SCHEDULE_PAGE_SIZE, decode_schedule_cursor, schedules_page

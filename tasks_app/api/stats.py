@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router
 
-from .. import broker, selectors
+from .. import selectors
 from .errors import responses
 from .schemas import StatsOut
 
@@ -16,7 +16,7 @@ router = Router(tags=["stats"])
 
 @router.get("/stats", response=responses({200: StatsOut}), summary="Counts, workers, queues")
 def stats(request: HttpRequest) -> dict[str, Any]:
-    seen = broker.snapshot()
+    seen = selectors.workers_snapshot()
     return {
         "runs_last_24h": selectors.state_totals(hours=24, label="24 h").counts,
         "runs_last_7d": selectors.state_totals(hours=24 * 7, label="7 days").counts,

@@ -41,6 +41,25 @@ class ProgressStore:
         raise NotImplementedError
 
 
+@dataclass
+class RecordingStore(ProgressStore):
+    """Keeps every write; `cancel_after_writes` simulates an operator cancelling the run."""
+
+    writes: list[ProgressSnapshot] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)
+    cancel_after_writes: int | None = None
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+
+    def save_artifact(self, filename: str, content: bytes) -> str:
+        self.artifacts[filename] = content
+        return filename
+
+    def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
+        self.writes.append(ProgressSnapshot(snapshot.done, snapshot.total, snapshot.message))
+        self.log_lines.extend(log_lines)
+        return self.cancel_after_writes is not None and len(self.writes) >= self.cancel_after_writes
+
+
 @dataclass(slots=True)
 class JobContext:
     task_id: str

@@ -1,4 +1,8 @@
-"""`@job`: a Celery task together with the spec the dashboard needs to launch it."""
+"""`@job`: a Celery task together with the spec the dashboard needs to launch it.
+
+The task's class is the Celery app's default (`task_cls`, Taskdeck's ledger task class, checked
+by `tasks_app.checks`), so the job framework never imports the worker runtime: the runtime
+imports it."""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django import forms
 from django.utils.crypto import salted_hmac
 
-from .errors import NEVER_RETRIED, UnknownJob
-from .params import MASK, ParamSchema
+from .context import JobContext, RecordingStore
+from .errors import NEVER_RETRIED, BadInput, UnknownJob
+from .params import MASK as MASK  # re-exported: what pages and the API show for a secret
+from .params import ParamSchema, ParamsError
 from .policies import RetryPolicy, check_queue, retry_policy
 from .sealing import is_sealed
 
@@ -60,8 +66,6 @@ class JobSpec:
 
     @property
     def task(self) -> Any:
-        from celery import current_app
-
         return current_app.tasks[self.name]
 
 
@@ -91,8 +95,6 @@ def job(
     """
 
     def decorate(func: Callable[..., Any]) -> Any:
-        from .task import JobTask, run_job_body
-
         task_name = name or f"{func.__module__}.{func.__name__}"
         if task_name in _REGISTRY:
             raise ValueError(f"A job named {task_name!r} is already registered.")
@@ -122,7 +124,6 @@ def job(
         options: dict[str, Any] = {
             "name": task_name,
             "bind": True,
-            "base": JobTask,
             "acks_late": idempotent,
             "reject_on_worker_lost": idempotent,
             **policy.celery_options(),
@@ -145,6 +146,22 @@ def job(
         return shared_task(**options)(run)
 
     return decorate
+
+
+def run_job_body(task: Any, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Turn the message's JSON parameters into typed values and call the job with a context:
+    the worker's (the task class puts it on the request), or a recording one when called
+    directly, outside a worker."""
+    if args:
+        raise BadInput(f"{spec.name} takes keyword parameters only.")
+    try:
+        values = spec.params.to_python(kwargs)
+    except ParamsError as error:
+        raise BadInput(f"Invalid parameters for {spec.name}: {error}") from error
+    ctx = getattr(task.request, "taskdeck_context", None)
+    if ctx is None:
+        ctx = JobContext(task_id="direct-call", job_name=spec.name, store=RecordingStore())
+    return ctx.result_with_counters(spec.func(ctx, **values))
 
 
 def get_job(name: str) -> JobSpec:

@@ -11,30 +11,12 @@ so a test sees what a real run would.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .context import JobContext, ProgressSnapshot, ProgressStore
+from .context import JobContext, ProgressSnapshot
+from .context import RecordingStore as RecordingStore  # re-exported: tests build it
 from .registry import get_job
-
-
-@dataclass
-class RecordingStore(ProgressStore):
-    """Keeps every write; `cancel_after_writes` simulates an operator cancelling the run."""
-
-    writes: list[ProgressSnapshot] = field(default_factory=list)
-    log_lines: list[str] = field(default_factory=list)
-    cancel_after_writes: int | None = None
-    artifacts: dict[str, bytes] = field(default_factory=dict)
-
-    def save_artifact(self, filename: str, content: bytes) -> str:
-        self.artifacts[filename] = content
-        return filename
-
-    def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
-        self.writes.append(ProgressSnapshot(snapshot.done, snapshot.total, snapshot.message))
-        self.log_lines.extend(log_lines)
-        return self.cancel_after_writes is not None and len(self.writes) >= self.cancel_after_writes
 
 
 @dataclass

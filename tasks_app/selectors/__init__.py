@@ -1,30 +1,27 @@
 """Read queries for the pages and the API. Nothing here writes; JSON is decoded here, once."""
 
-from .runs import (
-    PAGE_SIZE,
-    AuditPage,
+from .audit import AuditPage, audit_page
+from .overview import (
     HourBucket,
-    Progress,
-    RunDetail,
-    RunFilter,
-    RunLive,
-    RunPage,
     StateTotals,
     active_runs,
-    audit_page,
-    decode_cursor,
-    encode_cursor,
     hourly_activity,
     latest_failures,
-    progress_of,
-    run_detail,
-    run_live,
+    state_totals,
+)
+from .paging import PAGE_SIZE
+from .run_detail import Progress, RunDetail, RunLive, progress_of, run_detail, run_live
+from .runs import (
+    RunFilter,
+    RunPage,
+    decode_cursor,
+    encode_cursor,
     runs_count_up_to,
     runs_matching,
     runs_page,
-    state_totals,
 )
 from .schedules import ScheduleDetail, ScheduleRow, schedule_detail, schedule_rows
+from .workers import workers_snapshot
 
 __all__ = [
     "PAGE_SIZE",
@@ -53,4 +50,5 @@ __all__ = [
     "schedule_detail",
     "schedule_rows",
     "state_totals",
+    "workers_snapshot",
 ]

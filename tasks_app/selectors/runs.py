@@ -1,22 +1,22 @@
-"""Read queries about runs and the audit trail: history with filters and keyset pages, stats,
-one run live or in full."""
+"""Read queries over the run history: the filters every way in shares, the search text rule,
+and keyset pages of runs newest first. One run in full is in `run_detail`, the overview's
+numbers in `overview`, the audit trail in `audit`."""
 
 import base64
-import json
 import re
-from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, TextField
-from django.db.models.functions import Cast, TruncHour
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
-from django_celery_results.models import TaskResult
 
-from ..jobs.registry import find_job, masked_params
-from ..models import ACTIVE_STATES, AuditEntry, Run, RunState
+from ..models import Run
+from .audit import HIDDEN_DETAILS as HIDDEN_DETAILS  # the audit trail's names, still here
+from .audit import AuditRow as AuditRow
+from .audit import audit_rows as audit_rows
+from .paging import PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class RunFilter:
 
 
 def runs_matching(filters: RunFilter) -> QuerySet[Run]:
-    queryset = Run.objects.all()
+    queryset: QuerySet[Run] = Run.objects.all()
     if filters.states:
         queryset = queryset.filter(state__in=filters.states)
     if filters.job_name:
@@ -108,9 +108,6 @@ def _text_search(
     return queryset.exclude(job_name__in=unreadable_jobs) if unreadable_jobs else queryset
 
 
-PAGE_SIZE = 50
-
-
 @dataclass(frozen=True)
 class RunPage:
     runs: list[Run]
@@ -158,320 +155,3 @@ def runs_page(filters: RunFilter, cursor: str | None = None, size: int = PAGE_SI
 def runs_count_up_to(filters: RunFilter, limit: int) -> int:
     """How many runs match, counting at most `limit + 1` rows (to say "more than limit")."""
     return runs_matching(filters).order_by()[: limit + 1].count()
-
-
-# --- overview -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StateTotals:
-    label: str
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-def state_totals(*, hours: int, label: str) -> StateTotals:
-    since = timezone.now() - timedelta(hours=hours)
-    rows = Run.objects.filter(queued_at__gte=since).values("state").annotate(n=Count("id"))
-    return StateTotals(label, {row["state"]: row["n"] for row in rows.order_by()})
-
-
-@dataclass(frozen=True)
-class HourBucket:
-    start: datetime
-    runs: int
-    failures: int
-
-
-def hourly_activity(hours: int = 24) -> list[HourBucket]:
-    """Runs queued per hour and how many of them failed, oldest first, gaps filled with 0."""
-    now = timezone.localtime()
-    first = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
-    rows = (
-        Run.objects.filter(queued_at__gte=first)
-        .annotate(hour=TruncHour("queued_at"))
-        .values("hour")
-        .annotate(
-            runs=Count("id"),
-            failures=Count("id", filter=Q(state__in=[RunState.FAILURE, RunState.LOST])),
-        )
-        .order_by()
-    )
-    by_hour = {timezone.localtime(row["hour"]): row for row in rows}
-    buckets = []
-    for i in range(hours):
-        start = first + timedelta(hours=i)
-        row = by_hour.get(start, {})
-        buckets.append(HourBucket(start, row.get("runs", 0), row.get("failures", 0)))
-    return buckets
-
-
-def active_runs(limit: int = 20) -> list[Run]:
-    return list(
-        Run.objects.filter(state__in=sorted(ACTIVE_STATES))
-        .order_by("-queued_at", "-id")
-        .defer("log", "args")[:limit]
-    )
-
-
-def latest_failures(limit: int = 10) -> list[Run]:
-    return list(
-        Run.objects.filter(state__in=[RunState.FAILURE, RunState.LOST])
-        .order_by("-queued_at", "-id")
-        .defer("log", "args")[:limit]
-    )
-
-
-# --- run detail ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int | None
-    total: int | None
-    message: str
-    percent: int | None
-    eta_seconds: int | None
-
-
-def progress_of(run: Run) -> Progress:
-    done, total = run.progress_done, run.progress_total
-    percent = None
-    eta = None
-    if done is not None and total:
-        percent = max(0, min(100, int(done * 100 / total)))
-        if run.state == RunState.SUCCESS:
-            percent = 100
-        elif run.started_at and run.progress_at and done > 0:
-            elapsed = (run.progress_at - run.started_at).total_seconds()
-            eta = max(0, int(elapsed / done * (total - done)))
-    elif run.state == RunState.SUCCESS:
-        percent = 100
-    return Progress(done, total, run.progress_message, percent, eta if run.is_active else None)
-
-
-@dataclass(frozen=True)
-class RunDetail:
-    run: Run
-    title: str
-    params: dict[str, Any]
-    result: str | None  # pretty JSON, for the page
-    result_data: Any  # the decoded value, for the API
-    traceback: str
-    progress: Progress
-    chain: list[Run]
-    retried_by: list[Run]
-    audit: list[AuditEntry]
-    duration_seconds: float | None
-    schedule_id: int | None  # the schedule that fired it, while it exists
-
-
-@dataclass(frozen=True)
-class RunLive:
-    """What the live region of a run's page needs: its poll reads one row."""
-
-    run: Run
-    progress: Progress
-
-
-def run_live(task_id: str) -> RunLive | None:
-    run = Run.objects.filter(task_id=task_id).defer("log", "args", "params").first()
-    return None if run is None else RunLive(run, progress_of(run))
-
-
-def run_detail(task_id: str) -> RunDetail | None:
-    run = Run.objects.select_related("retry_of", "root").filter(task_id=task_id).first()
-    if run is None:
-        return None
-    spec = find_job(run.job_name)
-    stored = TaskResult.objects.filter(task_id=task_id).values("result", "traceback").first()
-    result, result_data = None, None
-    if stored and stored["result"] is not None and run.state == RunState.SUCCESS:
-        result, result_data = _pretty_json(stored["result"])
-    root_id = run.root_id or run.pk
-    chain = list(
-        Run.objects.filter(Q(pk=root_id) | Q(root_id=root_id))
-        .order_by("queued_at", "id")
-        .only("task_id", "state", "queued_at", "retry_of_id", "job_name")[:50]
-    )
-    duration = None
-    if run.started_at and run.finished_at:
-        duration = (run.finished_at - run.started_at).total_seconds()
-    return RunDetail(
-        run=run,
-        title=spec.title if spec else run.job_name,
-        params=masked_params(run.job_name, run.params),
-        result=result,
-        result_data=result_data,
-        traceback=str(stored["traceback"] or "") if stored else "",
-        progress=progress_of(run),
-        chain=chain,
-        retried_by=list(run.retried_by.order_by("queued_at").only("task_id", "state", "queued_at")),
-        audit=list(
-            AuditEntry.objects.filter(target_type="run", target_id=task_id).order_by("created_at")[
-                :100
-            ]
-        ),
-        duration_seconds=duration,
-        schedule_id=_schedule_id(run.schedule_name),
-    )
-
-
-def _schedule_id(name: str) -> int | None:
-    if not name:
-        return None
-    return PeriodicTask.objects.filter(name=name).values_list("pk", flat=True).first()
-
-
-def _pretty_json(raw: str) -> tuple[str, Any]:
-    """The stored JSON result indented for reading, and decoded."""
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return raw, raw
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False), value
-
-
-# --- audit --------------------------------------------------------------------------------
-
-# What a page shows instead of the details of an entry about a job the viewer may not read.
-HIDDEN_DETAILS = "Hidden: needs this job's permission"
-_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits that fit a 64-bit id ("²".isdigit() is true)
-_CHUNK = 500  # task ids per query: a bulk retry's entry names up to TASKDECK_BULK_LIMIT
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    """An audit entry as one viewer may see it: who did what to which target, always; its
-    details (a launch's parameters, a schedule's values before and after) only when the viewer
-    may read the runs of every job the entry is about."""
-
-    entry: AuditEntry
-    readable: bool
-
-    @property
-    def details(self) -> Any:
-        """The details, or None when they are hidden."""
-        return self.entry.details if self.readable else None
-
-    @property
-    def target_name(self) -> str:
-        """A schedule's name, for the target column (every staff user sees schedule names)."""
-        details = self.entry.details
-        name = details.get("name") if isinstance(details, dict) else None
-        return name if isinstance(name, str) else ""
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    entries: list[AuditRow]
-    next_cursor: str | None
-
-
-def audit_page(
-    cursor: str | None = None, size: int = PAGE_SIZE, *, unreadable_jobs: Collection[str] = ()
-) -> AuditPage:
-    """Entries newest first, each readable or not for a viewer who may not read the runs of
-    `unreadable_jobs` (`services.unreadable_jobs`)."""
-    queryset = AuditEntry.objects.order_by("-id")
-    # ASCII digits that fit a 64-bit id: "²".isdigit() is true but int() refuses it, and a
-    # longer number overflows the database's integer (or int()'s digit limit).
-    if cursor and _ID.fullmatch(cursor):
-        queryset = queryset.filter(id__lt=int(cursor))
-    rows = list(queryset[: size + 1])
-    more = len(rows) > size
-    rows = rows[:size]
-    return AuditPage(audit_rows(rows, unreadable_jobs), str(rows[-1].pk) if more and rows else None)
-
-
-def audit_rows(entries: Sequence[AuditEntry], unreadable_jobs: Collection[str]) -> list[AuditRow]:
-    """`entries` with whether a viewer who may not read the runs of `unreadable_jobs` may see
-    their details. An entry is about the jobs its details name (a launch's or retry's "job", a
-    schedule snapshot's, a bulk retry's filter), the jobs of the runs it names (its target run,
-    a bulk retry's retried and skipped runs), and, for a schedule, every job the schedule has
-    launched (now or in its audited history); a schedule whose job cannot be told is hidden.
-    No query at all for a viewer who may read everything."""
-    unreadable = frozenset(unreadable_jobs)
-    if not unreadable:
-        return [AuditRow(entry, True) for entry in entries]
-    hidden: set[int] = set()
-    named_runs: dict[int, set[str]] = {}
-    for entry in entries:
-        if _named_jobs(entry.details) & unreadable:
-            hidden.add(entry.pk)
-        else:
-            named_runs[entry.pk] = _named_runs(entry)
-    restricted = _runs_of(set().union(*named_runs.values()), unreadable)
-    hidden.update(pk for pk, task_ids in named_runs.items() if task_ids & restricted)
-    schedules = _schedule_jobs({e.target_id for e in entries if e.target_type == "schedule"})
-    for entry in entries:
-        if entry.target_type == "schedule":
-            jobs = schedules.get(entry.target_id, set())
-            if not jobs or jobs & unreadable:
-                hidden.add(entry.pk)
-    return [AuditRow(entry, entry.pk not in hidden) for entry in entries]
-
-
-def _named_jobs(details: Any) -> set[str]:
-    """The job names an entry's details hold (services and the reaper write these keys)."""
-    if not isinstance(details, dict):
-        return set()
-    named = [details.get("job")]
-    for side in ("before", "after"):  # schedule snapshots
-        snapshot = details.get(side)
-        if isinstance(snapshot, dict):
-            named.append(snapshot.get("job"))
-    filters = details.get("filters")  # a bulk retry by filter
-    if isinstance(filters, dict):
-        named.append(filters.get("job_name"))
-    return {name for name in named if isinstance(name, str) and name}
-
-
-def _named_runs(entry: AuditEntry) -> set[str]:
-    """The task ids of the runs an entry is about: its target and those its details name."""
-    task_ids = {entry.target_id} if entry.target_type == "run" and entry.target_id else set()
-    details = entry.details if isinstance(entry.details, dict) else {}
-    for key in ("retry_of", "run"):
-        if isinstance(value := details.get(key), str):
-            task_ids.add(value)
-    if isinstance(retried := details.get("retried"), list):
-        task_ids.update(value for value in retried if isinstance(value, str))
-    if isinstance(skipped := details.get("skipped"), dict):
-        task_ids.update(skipped)
-    return task_ids
-
-
-def _runs_of(task_ids: set[str], jobs: frozenset[str]) -> set[str]:
-    """Those of `task_ids` whose runs are of one of `jobs`."""
-    ordered = sorted(task_ids)
-    found: set[str] = set()
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        found.update(
-            Run.objects.filter(task_id__in=chunk, job_name__in=sorted(jobs)).values_list(
-                "task_id", flat=True
-            )
-        )
-    return found
-
-
-def _schedule_jobs(target_ids: set[str]) -> dict[str, set[str]]:
-    """Every job each schedule (by audit target id) launches now or launched before an audited
-    change of job, so a deleted schedule, or one moved to another job, keeps its old entries
-    as private as they were."""
-    if not target_ids:
-        return {}
-    jobs: dict[str, set[str]] = {target_id: set() for target_id in target_ids}
-    # The services write str(pk); "07" names no schedule.
-    pks = [int(t) for t in target_ids if _ID.fullmatch(t) and str(int(t)) == t]
-    for pk, task in PeriodicTask.objects.filter(pk__in=pks).values_list("pk", "task"):
-        jobs[str(pk)].add(task)
-    # Only the entries that record a job: a create, a delete, an edit that changed the job.
-    history = AuditEntry.objects.filter(target_type="schedule", target_id__in=sorted(target_ids))
-    with_job = history.filter(Q(details__before__has_key="job") | Q(details__after__has_key="job"))
-    for target_id, details in with_job.values_list("target_id", "details"):
-        jobs[target_id] |= _named_jobs(details)
-    return jobs

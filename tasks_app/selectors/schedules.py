@@ -17,7 +17,8 @@ from ..models import AuditEntry, DeclaredSchedule, Run
 from ..schedules.cron import CronError
 from ..schedules.declared import is_edited
 from ..schedules.definition import Kind, Timing, Upcoming, definition_of, timing_of, upcoming
-from .runs import AuditRow, audit_rows
+from .audit import AuditRow, audit_rows
+from .display import json_text, json_texts
 
 RECENT_RUNS = 25
 NAME_MAX = PeriodicTask._meta.get_field("name").max_length or 200
@@ -164,6 +165,8 @@ class ScheduleDetail:
     # permission they lack (as a run's). Then `params` is empty and the page says why.
     readable: bool
     params: dict[str, Any]  # sensitive values masked
+    param_texts: list[tuple[str, str]]  # the same, each value as JSON text, for the page
+    declared_params_text: str  # the parameters declared in code as JSON text, if readable
 
 
 def schedule_detail(
@@ -185,15 +188,24 @@ def schedule_detail(
     marker = DeclaredSchedule.objects.filter(periodic_task=task).first()
     entries = AuditEntry.objects.filter(target_type="schedule", target_id=str(task.pk))
     readable = task.task not in unreadable_jobs
+    params = _masked_params(task) if readable else {}
     return ScheduleDetail(
         row=_row(task, runs[0] if runs else None, marker, now),
         recent_runs=runs,
         audit=audit_rows(list(entries.order_by("-created_at", "-id")[:50]), unreadable_jobs),
         readable=readable,
-        params=_masked_params(task) if readable else {},
+        params=params,
+        param_texts=json_texts(params),
+        declared_params_text=_declared_params_text(marker) if readable else "",
     )
 
 
 def _masked_params(task: PeriodicTask) -> dict[str, Any]:
     params = definition_of(task).params
     return masked_params(task.task, params)
+
+
+def _declared_params_text(marker: DeclaredSchedule | None) -> str:
+    """The declaration's parameters as JSON text ("" when it has none, as the page showed)."""
+    declared = marker.declared if marker is not None else None
+    return json_text(declared.get("params", "")) if isinstance(declared, dict) else ""

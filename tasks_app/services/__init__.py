@@ -1,26 +1,40 @@
-"""Write actions, named <entity>_<verb>. Permission checks live here, so every way in (pages,
-API, admin, code) gets the same rules; every action writes an audit entry."""
+"""Write actions, named <entity>_<verb>. Permission checks live here (`policy`), so every way
+in (pages, API, admin, code) gets the same rules; every action writes an audit entry. Pages,
+API and admin import actions, policy and errors from this package only."""
 
-from ..jobs.errors import BrokerUnavailable
-from ..jobs.params import ParamsError
-from .common import (
-    Actor,
+from .common import Actor, audit
+from .errors import (
+    AlreadyActive,
+    BrokerUnavailable,
+    BulkLimitExceeded,
+    CancelOutcome,
+    FieldErrors,
+    InvalidOptions,
+    InvalidSchedule,
+    NotLaunchable,
+    NotRetriable,
+    ParamsError,
+    PermissionDenied,
     ServiceError,
+    UnknownJob,
+)
+from .policy import (
+    has_job_permission,
+    launchable_jobs,
     may_act_on_task,
+    may_launch,
     may_read_run,
     may_read_runs_of,
     readable_filter,
+    require_launch,
     require_run_read,
     require_task_permission,
     schedulable_jobs,
     unreadable_jobs,
 )
 from .runs import (
-    BulkLimitExceeded,
     BulkOutcome,
-    InvalidOptions,
     LaunchOptions,
-    NotRetriable,
     job_launch,
     run_cancel,
     run_retry,
@@ -28,7 +42,6 @@ from .runs import (
     runs_retry_bulk,
 )
 from .schedules import (
-    InvalidSchedule,
     schedule_delete,
     schedule_reset,
     schedule_run_now,
@@ -38,20 +51,31 @@ from .schedules import (
 
 __all__ = [
     "Actor",
+    "AlreadyActive",
     "BrokerUnavailable",
     "BulkLimitExceeded",
     "BulkOutcome",
+    "CancelOutcome",
+    "FieldErrors",
     "InvalidOptions",
     "InvalidSchedule",
     "LaunchOptions",
+    "NotLaunchable",
     "NotRetriable",
     "ParamsError",
+    "PermissionDenied",
     "ServiceError",
+    "UnknownJob",
+    "audit",
+    "has_job_permission",
     "job_launch",
+    "launchable_jobs",
     "may_act_on_task",
+    "may_launch",
     "may_read_run",
     "may_read_runs_of",
     "readable_filter",
+    "require_launch",
     "require_run_read",
     "require_task_permission",
     "run_cancel",

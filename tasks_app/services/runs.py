@@ -8,45 +8,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from .. import broker, lifecycle, selectors
-from ..jobs.policies import QUEUES
-from ..jobs.registry import JobSpec, find_job, get_job, masked_params
-from ..jobs.task import Launch
+from .. import selectors
+from ..jobs.registry import find_job, get_job, masked_params
 from ..models import Run, RunSource, RunState
-from .common import Actor, ServiceError, audit, may_act_on_task, require_task_permission
+from ..worker import broker, lifecycle
+from ..worker.enqueue import Launch, enqueue
+from .common import Actor, audit
+from .errors import (
+    BulkLimitExceeded,
+    InvalidOptions,
+    NotLaunchable,
+    NotRetriable,
+    ServiceError,
+)
+from .launch_rules import priority_error, queue_error
+from .policy import may_act_on_task, require_launch, require_task_permission
 
 logger = logging.getLogger(__name__)
 
 RETRIABLE_STATES = frozenset({RunState.FAILURE, RunState.REVOKED, RunState.LOST})
-
-
-class InvalidOptions(ServiceError):
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-
-
-class NotRetriable(ServiceError):
-    pass
-
-
-class NotLaunchable(ServiceError):
-    """The job exists but cannot be launched by hand; `field` names the input at fault, so an
-    API refusal can say which field to change."""
-
-    field = "job"
-
-
-class BulkLimitExceeded(ServiceError):
-    def __init__(self, matched: int, limit: int) -> None:
-        self.matched, self.limit = matched, limit
-        super().__init__(
-            f"More than {limit} runs match; narrow the selection "
-            f"(bulk actions touch at most {limit})."
-        )
 
 
 @dataclass(frozen=True)
@@ -60,8 +45,8 @@ class LaunchOptions:
         """Celery options, or InvalidOptions naming each bad field."""
         errors: dict[str, str] = {}
         limit = timedelta(seconds=settings.TASKDECK_VISIBILITY_TIMEOUT) - timedelta(minutes=5)
-        if self.queue is not None and self.queue not in QUEUES:
-            errors["queue"] = f"Unknown queue; use one of: {', '.join(QUEUES)}."
+        if problem := queue_error(self.queue):
+            errors["queue"] = problem
         if self.countdown is not None and self.eta is not None:
             errors["eta"] = "Give a delay or a start time, not both."
         if self.countdown is not None and not 0 <= self.countdown <= limit.total_seconds():
@@ -71,8 +56,8 @@ class LaunchOptions:
                 errors["eta"] = "The start time needs a time zone."
             elif self.eta > timezone.now() + limit:
                 errors["eta"] = "Start times this far ahead belong in a one-off schedule."
-        if self.priority is not None and not 0 <= self.priority <= 9:
-            errors["priority"] = "Priority must be between 0 and 9."
+        if problem := priority_error(self.priority):
+            errors["priority"] = problem
         if errors:
             raise InvalidOptions(errors)
         options: dict[str, Any] = {}
@@ -99,14 +84,14 @@ def job_launch(
     """Validate and queue a job. Raises UnknownJob, PermissionDenied, ParamsError,
     InvalidOptions, lifecycle.AlreadyActive or BrokerUnavailable; nothing is queued then."""
     spec = get_job(job_name)
-    _require_launch(actor, spec)
+    require_launch(actor, spec)
     if not spec.ledger:
         # Its runs are not recorded, so there would be no run to show or follow.
         raise NotLaunchable(f"{spec.title} is housekeeping that runs on its schedule only.")
     celery_options = (options or LaunchOptions()).validate()
-    json_params = spec.params.validate(params)
+    json_params = spec.params.validate(params)  # once: enqueue takes these as they are
     launch = Launch(source, actor.user_id, actor.label, schedule_name=schedule_name)
-    run = _send(spec.task, [], json_params, celery_options, launch)
+    run = enqueue(spec.task, json_params, launch=launch, options=celery_options)
     audit(
         actor,
         "run.launch",
@@ -137,14 +122,12 @@ def run_retry(run: Run, *, actor: Actor) -> Run:
 
 
 def _retry(run: Run, actor: Actor) -> Run:
-    from celery import current_app
-
     task = current_app.tasks.get(run.job_name)
     if task is None:
         raise NotRetriable(f"No task named {run.job_name} is registered any more.")
     options = {"queue": run.queue} if run.queue else {}
     launch = Launch(RunSource.RETRY, actor.user_id, actor.label, retry_of=run)
-    return _send(task, list(run.args), dict(run.params), options, launch)
+    return enqueue(task, dict(run.params), launch=launch, options=options, args=list(run.args))
 
 
 UNKNOWN = "unknown"
@@ -235,12 +218,6 @@ def runs_cancel_bulk(*, actor: Actor, ids: Sequence[int], terminate: bool = Fals
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _require_launch(actor: Actor, spec: JobSpec) -> None:
-    actor.require("tasks_app.launch_job")
-    if spec.permission:
-        actor.require(spec.permission)
-
-
 def _require_cancel(actor: Actor, run: Run) -> None:
     actor.require("tasks_app.cancel_run")
     require_task_permission(actor, run.job_name)
@@ -259,13 +236,6 @@ def _check_limit(count: int, limit: int | None) -> None:
         raise BulkLimitExceeded(count, cap)
 
 
-def _send(
-    task: Any, args: list[Any], kwargs: dict[str, Any], options: dict[str, Any], launch: Launch
-) -> Run:
-    result = task.apply_async(args, kwargs, taskdeck_launch=launch, **options)
-    return Run.objects.get(task_id=result.id)
-
-
 def _bulk_targets(
     ids: Sequence[int] | None,
     filters: selectors.RunFilter | None,
@@ -276,7 +246,7 @@ def _bulk_targets(
     limit = min(limit or settings.TASKDECK_BULK_LIMIT, settings.TASKDECK_BULK_LIMIT)
     if ids is not None:
         _check_limit(len(ids), limit)  # before a query with a huge IN list
-        queryset = Run.objects.filter(pk__in=list(ids))
+        queryset: QuerySet[Run] = Run.objects.filter(pk__in=list(ids))
     elif filters is not None:
         queryset = selectors.runs_matching(filters)
     else:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
 from django import template
 from django.utils import timezone
@@ -47,14 +45,6 @@ def state_label(state: str) -> str:
 
 
 @register.filter
-def as_json(value: Any) -> str:
-    """Show data as JSON (strings quoted), never as Python's repr; the result is escaped."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-
-
-@register.filter
 def iso_time(value: str) -> str:
     """A stored ISO timestamp, shown like the other times: in the current zone, with its name."""
     try:
@@ -64,15 +54,3 @@ def iso_time(value: str) -> str:
     if timezone.is_aware(moment):
         moment = timezone.localtime(moment)
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-
-
-@register.filter
-def audit_changes(entry: Any) -> list[tuple[str, Any, Any]]:
-    """An audit entry's (field, before, after) rows, for entries that record both sides."""
-    details = getattr(entry, "details", None) or {}
-    before = details.get("before") or {}
-    after = details.get("after") or {}
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        return []
-    keys = list(after) + [key for key in before if key not in after]
-    return [(key, before.get(key), after.get(key)) for key in keys]

@@ -9,11 +9,9 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from .. import services
 from ..forms import LaunchOptionsForm
-from ..jobs.errors import BrokerUnavailable, UnknownJob
-from ..jobs.params import ParamsError
 from ..jobs.registry import JobSpec, all_jobs, get_job
-from ..lifecycle import AlreadyActive
 from ..models import RunSource
+from ..services import AlreadyActive, BrokerUnavailable, ParamsError, UnknownJob
 from ..types import HtmxHttpRequest
 from .common import actor_for
 
@@ -22,12 +20,7 @@ OPTION_FIELDS = {"eta": "start_at", "countdown": "delay_seconds"}
 
 
 def can_launch(request: HtmxHttpRequest, spec: JobSpec) -> bool:
-    actor = actor_for(request)
-    return (
-        spec.ledger
-        and actor.has_perm("tasks_app.launch_job")
-        and (not spec.permission or actor.has_perm(spec.permission))
-    )
+    return services.may_launch(actor_for(request), spec)
 
 
 @require_safe
@@ -54,9 +47,7 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
                     source=RunSource.FORM,
                 )  # fmt: skip
             except ParamsError as error:
-                for field, problems in error.errors.items():
-                    for problem in problems:
-                        form.add_error(None if field == "__all__" else field, problem)
+                error.add_to_form(form)
             except services.InvalidOptions as error:
                 for field, problem in error.errors.items():
                     options.add_error(OPTION_FIELDS.get(field), problem)

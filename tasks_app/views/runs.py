@@ -13,10 +13,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from .. import lifecycle, selectors, services
+from .. import selectors, services
 from ..forms import BulkActionForm, CancelForm, RunFilterForm
-from ..jobs.errors import BrokerUnavailable
 from ..models import Run, RunState
+from ..services import BrokerUnavailable
 from ..types import HtmxHttpRequest
 from .common import actor_for, safe_next
 
@@ -125,7 +125,7 @@ def run_retry(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     run = get_object_or_404(Run, task_id=task_id)
     try:
         new = services.run_retry(run, actor=actor_for(request))
-    except (services.NotRetriable, lifecycle.AlreadyActive) as error:
+    except (services.NotRetriable, services.AlreadyActive) as error:
         messages.error(request, str(error))
         return redirect(safe_next(request, reverse("tasks_app:run", args=[task_id])))
     except BrokerUnavailable:
@@ -142,13 +142,13 @@ def run_cancel(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
     terminate = form.is_valid() and form.cleaned_data["terminate"]
     outcome = services.run_cancel(run, actor=actor_for(request), terminate=terminate)
     text = {
-        lifecycle.CancelOutcome.REVOKED: "Cancelled: it will not start.",
-        lifecycle.CancelOutcome.REQUESTED: (
+        services.CancelOutcome.REVOKED: "Cancelled: it will not start.",
+        services.CancelOutcome.REQUESTED: (
             "Terminating it now."
             if terminate
             else "Cancelling: it stops at its next progress point."
         ),
-        lifecycle.CancelOutcome.ALREADY_FINAL: "It had already finished.",
+        services.CancelOutcome.ALREADY_FINAL: "It had already finished.",
     }[outcome]
     messages.info(request, text)
     return redirect(safe_next(request, reverse("tasks_app:run", args=[task_id])))

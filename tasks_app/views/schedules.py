@@ -16,13 +16,11 @@ from django_celery_beat.models import PeriodicTask
 from .. import selectors, services
 from ..forms import ScheduleBulkForm, ScheduleForm, job_params_form
 from ..forms.schedules import TIMING_FIELDS
-from ..jobs.errors import BrokerUnavailable
-from ..jobs.params import ParamsError
 from ..jobs.registry import find_job
-from ..lifecycle import AlreadyActive
 from ..schedules.cron import CronError
 from ..schedules.definition import ScheduleDefinition, definition_of, forecast
 from ..selectors.schedules import CANNOT_FORECAST, schedules_page
+from ..services import AlreadyActive, BrokerUnavailable, ParamsError
 from ..services.schedules import MANAGE
 from ..types import HtmxHttpRequest
 from .common import actor_for, safe_next
@@ -83,10 +81,7 @@ def _editor(request: HtmxHttpRequest, task: PeriodicTask | None) -> HttpResponse
                     form.add_error(field if field in form.fields else None, problem)
             except ParamsError as error:
                 assert params_form is not None
-                for field, problems in error.errors.items():
-                    for problem in problems:
-                        target = field if field in params_form.fields else None
-                        params_form.add_error(target, problem)
+                error.add_to_form(params_form)
             else:
                 verb = "Created" if task is None else "Saved"
                 messages.success(request, f"{verb} schedule {saved.name}.")

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import tokens as token_store
 from ..models import ApiToken
+from ..services import ServiceError
 from ..services import tokens as token_services
-from ..services.common import ServiceError
 from ..types import HtmxHttpRequest
 from .common import actor_for
 

@@ -5,7 +5,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from .. import broker
+from .. import selectors
 from ..types import HtmxHttpRequest
 
 
@@ -16,6 +16,6 @@ def workers(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_safe
 def workers_panel(request: HtmxHttpRequest) -> HttpResponse:
-    snapshot = broker.snapshot(timeout=1.0)
+    snapshot = selectors.workers_snapshot(timeout=1.0)
     template = "tasks_app/workers.html#panel" if request.htmx else "tasks_app/workers.html"
     return render(request, template, {"snapshot": snapshot})

@@ -1,7 +1,7 @@
 """The result backend: django-celery-results' DatabaseBackend, with the run ledger moved in the
 same transaction as TaskResult.
 
-Set `CELERY_RESULT_BACKEND = "tasks_app.backend:LedgerBackend"`. Each state a worker reports
+Set `CELERY_RESULT_BACKEND = "tasks_app.worker.backend:LedgerBackend"`. Each state a worker reports
 goes through `lifecycle` first; only an accepted transition is written to TaskResult, so neither
 table moves backwards (a late STARTED never overwrites SUCCESS). TaskResult is written with one
 upsert instead of the stock get_or_create + save, and sensitive parameters are masked in it.
@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from types import SimpleNamespace
 from typing import Any
 
-from celery import states
+from celery import current_app, states
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
 
+from ..jobs.registry import masked_params
+from ..models import Run, RunSource, RunState
 from . import lifecycle
 from .db import drop_if_broken
-from .jobs.registry import masked_params
-from .jobs.task import start_outcomes
-from .models import Run, RunSource, RunState
 
 # Worker events the one-statement path handles; anything unusual takes the ORM path.
 FAST_EVENTS = {
@@ -38,6 +38,31 @@ TASK_RESULT_COLUMNS = (
     "task_id", "status", "result", "traceback", "meta", "content_type", "content_encoding",
     "task_name", "task_args", "task_kwargs", "periodic_task_name", "worker", "date_done",
 )  # fmt: skip
+
+
+class StartOutcomes(threading.local):
+    """The STARTED verdict, from the backend to the task's `__call__`, in the same thread.
+
+    Celery's tracer stores STARTED through `backend.store_result()` just before it calls the
+    task, and `store_result` returns the result it was given, not what the backend decided
+    (it also owns the retry on a dropped connection, CELERY_RESULT_BACKEND_ALWAYS_RETRY). So
+    the verdict (start, or do not run: cancelled while queued, a duplicate delivery) cannot
+    come back as a return value; the backend leaves it here keyed by task id and `__call__`
+    takes it right after, in the same thread and the same trace. A task with no verdict (its
+    STARTED was not stored, e.g. not tracked) runs as before.
+    """
+
+    def __init__(self) -> None:
+        self.by_task_id: dict[str, lifecycle.StartOutcome] = {}
+
+    def record(self, task_id: str, outcome: lifecycle.StartOutcome) -> None:
+        self.by_task_id[task_id] = outcome
+
+    def take(self, task_id: str) -> lifecycle.StartOutcome:
+        return self.by_task_id.pop(task_id, lifecycle.StartOutcome.STARTED)
+
+
+start_outcomes = StartOutcomes()
 
 
 class LedgerBackend(DatabaseBackend):
@@ -115,7 +140,7 @@ class LedgerBackend(DatabaseBackend):
                     if moved:
                         cursor.execute(_task_result_upsert_sql(started, from_moved=False), params)
         if moved and started:
-            start_outcomes.by_task_id[task_id] = lifecycle.StartOutcome.STARTED
+            start_outcomes.record(task_id, lifecycle.StartOutcome.STARTED)
         return moved
 
     def _task_result_values(
@@ -166,7 +191,7 @@ class LedgerBackend(DatabaseBackend):
                 worker=str(getattr(request, "hostname", "") or ""),
                 first_seen=_queued_from_request(task_id, request),
             )
-            start_outcomes.by_task_id[task_id] = outcome
+            start_outcomes.record(task_id, outcome)
             if outcome is lifecycle.StartOutcome.STARTED:
                 return status
             return states.REVOKED if outcome is lifecycle.StartOutcome.CANCELLED else None
@@ -276,12 +301,10 @@ def _int_or_none(value: Any) -> int | None:
 
 def ledger_backend() -> LedgerBackend:
     """The app's result backend, which must be this one for the ledger to work."""
-    from celery import current_app
-
     backend = current_app.backend
     if not isinstance(backend, LedgerBackend):
         raise TypeError(
-            'Taskdeck needs CELERY_RESULT_BACKEND = "tasks_app.backend:LedgerBackend", '
+            'Taskdeck needs CELERY_RESULT_BACKEND = "tasks_app.worker.backend:LedgerBackend", '
             f"not {type(backend).__name__}."
         )
     return backend

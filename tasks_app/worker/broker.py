@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import current_app
 
-from .jobs.policies import QUEUES
+from ..jobs.policies import QUEUES
 
 logger = logging.getLogger(__name__)
 

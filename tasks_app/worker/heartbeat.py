@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from .context import JobContext
+from ..jobs.context import JobContext
+from . import lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ class Heartbeat:
                 self._running.pop(task_id, None)
 
     def _loop(self) -> None:
-        from .. import lifecycle
-
         next_beat = time.monotonic()
         while True:
             self._wake.wait(min(PROGRESS_INTERVAL, interval_seconds()))

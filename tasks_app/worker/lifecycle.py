@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import ACTIVE_STATES, FINAL_STATES, Run, RunSource, RunState
+from ..models import ACTIVE_STATES, FINAL_STATES, Run, RunSource, RunState
 
 # For each new state: the states it may replace. Final states replace any non-final one.
 ALLOWED_PREVIOUS: dict[RunState, frozenset[RunState]] = {
@@ -337,8 +338,6 @@ def mark_requeued(task_id: str, *, error: str) -> bool:
 
 def attach_artifact(task_id: str, filename: str, content: bytes) -> str:
     """Store a file for the run (replacing an earlier one) and link it; returns its name."""
-    from django.core.files.base import ContentFile
-
     run = Run.objects.get(task_id=task_id)
     if run.artifact:
         run.artifact.delete(save=False)

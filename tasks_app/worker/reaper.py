@@ -15,10 +15,10 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 
+from ..jobs.registry import find_job
+from ..models import AuditEntry, Run, RunState
 from . import lifecycle
 from .backend import ledger_backend
-from .jobs.registry import find_job
-from .models import AuditEntry, Run, RunState
 
 logger = logging.getLogger(__name__)
 

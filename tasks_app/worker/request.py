@@ -5,7 +5,7 @@ process notices and raises WorkerLostError for it. Celery then re-queues the mes
 late-acknowledged job with reject_on_worker_lost (every time: a job that kills its process
 would loop forever) and records a plain FAILURE for any other. Taskdeck gives the run the same
 verdict its reaper gives a run whose worker went silent: re-queued once if the job is
-idempotent, LOST otherwise (tasks_app.reaper.record_worker_lost).
+idempotent, LOST otherwise (`reaper.record_worker_lost`).
 
 When the broker connection drops, Celery terminates the running late-acknowledged (idempotent)
 jobs, since the broker will deliver their messages again, and records them as RETRY. Redis
@@ -25,6 +25,8 @@ from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined] 
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
+from .reaper import record_worker_lost
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,8 +44,6 @@ class TaskdeckRequest(Request):
             exc = exc.exc
         cancelled = getattr(self, "_already_cancelled", False)  # by cancel(): not a death
         if isinstance(exc, WorkerLostError) and not cancelled:
-            from ..reaper import record_worker_lost
-
             redelivered = bool(self.task.acks_late and self.task.reject_on_worker_lost)
             try:
                 record_worker_lost(self.id, str(exc), redelivered=redelivered)

@@ -1,4 +1,4 @@
-"""Shared pieces of the fuzz tests (tests/integration/test_fuzz_*.py): hypothesis strategies for
+"""Shared pieces of the fuzz tests (tests/integration/fuzz/test_fuzz_*.py): hypothesis strategies for
 hostile form values and JSON, the state that must not move when input is refused, and a
 per-example savepoint so every generated example starts from the same database.
 
@@ -31,13 +31,13 @@ from hypothesis import strategies as st
 
 from dashboard.celery import app as celery_app
 from tasks_app import services
-from tasks_app.broker import queue_depths
 from tasks_app.jobs.params import ParamInfo
 from tasks_app.jobs.policies import QUEUES
 from tasks_app.models import AuditEntry, Run
 from tasks_app.schedules.declared import REAPER
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.services import Actor
+from tasks_app.worker.broker import queue_depths
 
 if TYPE_CHECKING:  # what the test client answers (django-stubs' name for it)
     from django.test.client import _MonkeyPatchedWSGIResponse as Response

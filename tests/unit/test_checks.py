@@ -43,6 +43,22 @@ def test_a_correct_configuration_passes_with_the_router_given_as_a_function_too(
     assert ids(app_with(task_routes=[route_job, {"other.*": {"queue": "low"}}])) == []
 
 
+def test_the_dotted_paths_written_before_the_worker_package_still_work() -> None:
+    """Settings written before the runtime moved to tasks_app.worker keep working: the old
+    paths of the task class and the result backend resolve to the same classes."""
+    old = app_with(
+        task_cls="tasks_app.jobs.task:TaskdeckTask",
+        result_backend="tasks_app.backend:LedgerBackend",
+    )
+    assert ids(old) == []
+    from tasks_app.backend import LedgerBackend as OldBackend
+    from tasks_app.jobs.task import TaskdeckTask as OldTask
+    from tasks_app.worker.backend import LedgerBackend
+    from tasks_app.worker.task import TaskdeckTask
+
+    assert (OldTask, OldBackend) == (TaskdeckTask, LedgerBackend)
+
+
 def test_another_task_class_is_refused() -> None:
     [error] = celery_config_errors(app_with(task_cls="celery.app.task:Task"))
     assert error.id == "taskdeck.E001"

@@ -91,7 +91,7 @@ def test_celery_accepts_and_produces_json_only() -> None:
     assert conf.task_serializer == "json"
     assert conf.result_serializer == "json"
     # django-celery-results' database backend, extended with the run ledger
-    assert conf.result_backend == "tasks_app.backend:LedgerBackend"
+    assert conf.result_backend == "tasks_app.worker.backend:LedgerBackend"
     assert conf.result_extended is True
     assert conf.task_track_started is True
     # django-celery-beat's DatabaseScheduler behind a leader lock, writing each send at once

@@ -1,11 +1,9 @@
 """django-celery-beat's PeriodicTask admin, made to follow Taskdeck's rules.
 
-A schedule of a registered job is edited as in the dashboard: a job chooser (the jobs the user
-may schedule) and that job's own parameter form (htmx swaps it when the job changes), checked
-by the job's schema and stored as its normalised JSON kwargs. Beat's own schedule rows
-(interval, crontab, solar, clocked) and options stay as in the stock admin. The raw task name and
-JSON args/kwargs are for superusers only, on schedules of plain Celery tasks; others see those
-read-only. Beat's shared schedule rows have view-only admins of their own (see the end).
+A schedule of a registered job is edited with the job chooser and the job's own parameter form
+(`schedule_forms`); beat's own schedule rows (interval, crontab, solar, clocked) and options
+stay as in the stock admin. The raw task name and JSON args/kwargs are for superusers only, on
+schedules of plain Celery tasks; others see those read-only.
 
 Every write goes through the services, so the permission checks (`tasks_app.manage_schedules`,
 the job's own permission) and the audit trail with the values before and after are the
@@ -17,163 +15,26 @@ code).
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as stock_delete_selected
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django_celery_beat.admin import PeriodicTaskAdmin as StockPeriodicTaskAdmin
-from django_celery_beat.admin import PeriodicTaskForm as StockPeriodicTaskForm
-from django_celery_beat.models import (
-    ClockedSchedule,
-    CrontabSchedule,
-    IntervalSchedule,
-    PeriodicTask,
-    SolarSchedule,
-)
+from django_celery_beat.models import PeriodicTask
 
-from . import services
-from .forms.schedules import job_params_form
-from .jobs.policies import QUEUES
-from .jobs.registry import JobSpec, find_job, masked_params
-from .lifecycle import AlreadyActive
-from .schedules.definition import definition_of
-from .services.common import Actor
-from .services.schedules import (
-    MANAGE,
-    periodic_task_check,
-    periodic_task_save,
-    require_job_permission,
-)
+from .. import services
+from ..jobs.registry import find_job, masked_params
+from ..schedules.definition import definition_of
+from ..services import Actor, AlreadyActive, PermissionDenied
+from ..services.schedules import MANAGE, periodic_task_save, require_job_permission
+from .schedule_forms import JobScheduleForm, PlainTaskForm
 
 LAUNCH = "tasks_app.launch_job"
-
-
-class ServiceCheckedForm(forms.ModelForm):  # type: ignore[type-arg]
-    """A PeriodicTask form whose row, once the model's own validation passes, is checked by
-    the services' rules (`periodic_task_check`); their errors are shown on the fields."""
-
-    actor: ClassVar[Actor] = Actor()  # set per request by the admin's get_form
-    spec: JobSpec | None = None
-    params_form: forms.Form | None = None
-    # Where the services' field names show on this form.
-    error_fields: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if "priority" in self.fields:  # beat's help says 0-255; Celery on Redis takes 0-9
-            self.fields["priority"].help_text = "From 0 to 9; on Redis, 0 is the highest."
-
-    def _post_clean(self) -> None:
-        super()._post_clean()  # type: ignore[misc]  # the edited values onto self.instance
-        if self.errors:
-            return  # the service's rules only on an otherwise valid row
-        try:
-            periodic_task_check(self.instance, actor=self.actor)
-        except services.InvalidSchedule as error:
-            for field, problem in error.errors.items():
-                self.add_error(self._field(field), problem)
-        except services.ParamsError as error:
-            self._params_errors(error)
-        except PermissionDenied as error:
-            self.add_error(None, str(error))
-
-    def _field(self, name: str) -> str | None:
-        name = self.error_fields.get(name, name)
-        return name if name in self.fields else None
-
-    def _params_errors(self, error: services.ParamsError) -> None:
-        self.add_error(self._field("kwargs"), str(error))
-
-
-class JobScheduleForm(ServiceCheckedForm):
-    """A schedule of a registered job: the job chooser and the job's parameter form instead
-    of the task name and its JSON args and kwargs."""
-
-    job = forms.ChoiceField(
-        label="Job",
-        help_text="The job this schedule launches.",
-        error_messages={"invalid_choice": "Choose a registered job you may schedule."},
-    )
-    queue = forms.ChoiceField(required=False, label="Queue override")
-    error_fields: ClassVar[dict[str, str]] = {"task": "job"}
-
-    class Meta:
-        model = PeriodicTask
-        fields = (
-            "name", "enabled", "description", "interval", "crontab", "solar", "clocked",
-            "start_time", "one_off", "expires", "expire_seconds", "queue", "priority",
-            "exchange", "routing_key", "headers",
-        )  # fmt: skip
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        task: PeriodicTask = self.instance
-        jobs = {spec.name: spec for spec in services.schedulable_jobs(self.actor)}
-        job_field = self.fields["job"]
-        assert isinstance(job_field, forms.ChoiceField)
-        job_field.choices = [("", "Choose a job…")] + [
-            (spec.name, f"{spec.title} ({spec.name})") for spec in jobs.values()
-        ]
-        params_url = reverse("tasks_app:schedule_params")
-        job_field.widget.attrs.update(
-            {
-                "hx-get": f"{params_url}?schedule={task.pk}" if task.pk else params_url,
-                "hx-trigger": "change",
-                "hx-target": "#job-params",
-                "hx-swap": "outerHTML",
-            }
-        )
-        queue_field = self.fields["queue"]
-        assert isinstance(queue_field, forms.ChoiceField)
-        queues = [("", "The job's own queue")] + [(q, q) for q in QUEUES]
-        if task.queue and task.queue not in QUEUES:
-            # Shown as it is, not silently changed; saving it is refused.
-            queues.append((task.queue, f"{task.queue} (unknown)"))
-        queue_field.choices = queues
-        if task.pk:
-            self.initial.setdefault("job", task.task)
-        chosen = self.data.get(self.add_prefix("job")) if self.is_bound else self.initial.get("job")
-        self.spec = jobs.get(str(chosen or ""))
-        if self.spec is not None:
-            same_job = task.pk and task.task == self.spec.name
-            stored = definition_of(task).params if same_job else None
-            data = self.data if self.is_bound else None
-            self.params_form = job_params_form(self.spec, data=data, stored=stored)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if cleaned.get("expire_seconds") is not None and cleaned.get("expires"):
-            raise ValidationError("Set either an expiry time or expiry seconds, not both.")
-        if self.spec is None or self.params_form is None:
-            return cleaned  # the job field says why
-        params = self.spec.params.validate_form(self.params_form)
-        if params is None:
-            raise ValidationError("Correct the job's parameters below.")
-        self.instance.task = self.spec.name
-        self.instance.args = "[]"
-        self.instance.kwargs = json.dumps(params)
-        return cleaned
-
-    def _params_errors(self, error: services.ParamsError) -> None:
-        if self.params_form is None:
-            super()._params_errors(error)
-            return
-        for field, problems in error.errors.items():
-            for problem in problems:
-                target = field if field in self.params_form.fields else None
-                self.params_form.add_error(target, problem)
-        self.add_error(None, "Correct the job's parameters below.")
-
-
-class PlainTaskForm(ServiceCheckedForm, StockPeriodicTaskForm):
-    """The stock form (task name, JSON args and kwargs): superusers, plain Celery tasks."""
 
 
 class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
@@ -419,53 +280,3 @@ def _refusal(names: list[str]) -> str:
 if admin.site.is_registered(PeriodicTask):
     admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, PeriodicTaskAdmin)
-
-
-# --- beat's shared schedule rows: view only ---------------------------------------------------
-
-
-class _ReadOnlyTasksInline(admin.TabularInline):  # type: ignore[type-arg]
-    """The schedules using a row, listed (each links to its own, service-checked, page).
-
-    Name and task only: django-celery-beat's own inline also shows args and kwargs raw, i.e.
-    sealed values, restricted jobs' parameters and plain tasks' arguments."""
-
-    model = PeriodicTask
-    fields = readonly_fields = ("name", "task")
-    can_delete = False
-    extra = 0
-    show_change_link = True
-    verbose_name = verbose_name_plural = "Schedules using this row"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class SharedScheduleRowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """A crontab, interval, clocked or solar row is shared by every schedule using it, so
-    changing or deleting it (deleting cascades to those schedules) would change them all with
-    no service check and no audit. Adding one stays possible (a new row changes no schedule),
-    so the periodic task form's "+" beside each timing still works; browsing too."""
-
-    inlines = (_ReadOnlyTasksInline,)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-for _model in (CrontabSchedule, IntervalSchedule, ClockedSchedule, SolarSchedule):
-    _stock = type(admin.site._registry[_model]) if admin.site.is_registered(_model) else None
-    _bases = (SharedScheduleRowAdmin,) if _stock is None else (SharedScheduleRowAdmin, _stock)
-    if _stock is not None:
-        admin.site.unregister(_model)
-    # The stock class's columns and fields; no change or delete.
-    admin.site.register(_model, type(f"Shared{_model.__name__}Admin", _bases, {}))
