@@ -14,7 +14,6 @@ from django import forms
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from tasks_app import services
@@ -25,6 +24,7 @@ from tasks_app.jobs.sealing import unseal
 from tasks_app.models import AuditEntry, Run, RunSource, RunState
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
+from tests.support import ledger
 from tests.support.services import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.django_db
@@ -71,15 +71,8 @@ def viewer_api(client: Client) -> Api:
 
 
 def make_run(state: RunState = RunState.FAILURE, n: int = 1, **fields: Any) -> Run:
-    defaults: dict[str, Any] = {
-        "task_id": f"api-{n:04d}-0000-0000-0000-000000000000",
-        "job_name": "demo.flaky",
-        "state": state,
-        "queued_at": timezone.now(),
-        "params": {"failure_rate": 1.0},
-    }
-    defaults.update(fields)
-    return Run.objects.create(**defaults)
+    fields.setdefault("params", {"failure_rate": 1.0})
+    return ledger.make_run(state, task_id=f"api-{n:04d}-0000-0000-0000-000000000000", **fields)
 
 
 # --- auth --------------------------------------------------------------------------------------

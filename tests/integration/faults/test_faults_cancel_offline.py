@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 from django_celery_results.models import TaskResult
 
-from tasks_app import lifecycle, services
+from tasks_app import services
 from tasks_app.jobs.registry import get_job
 from tasks_app.models import AuditEntry, Run, RunState
+from tasks_app.worker import lifecycle
 from tests.support.faults import times_received
 from tests.support.runs import finished, operator
 from tests.support.services import WorkerProcess, wait_for

@@ -38,11 +38,11 @@ from django.urls import reverse
 from django_celery_results.models import TaskResult
 from kombu import Connection
 
-from tasks_app import reaper
 from tasks_app.devstack.bundled_redis import BundledRedis
 from tasks_app.jobs.registry import get_job
 from tasks_app.models import ACTIVE_STATES, AuditEntry, Run, RunState
 from tasks_app.tokens import issue_token
+from tasks_app.worker import reaper
 from tests.support.faults import Timings, broker_switched, times_received
 from tests.support.runs import finished, run_in
 from tests.support.services import WorkerProcess, child_env, wait_for

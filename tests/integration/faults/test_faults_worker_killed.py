@@ -6,7 +6,7 @@ Each kill hits a non-idempotent run (demo.progress: at most once) and an idempot
 state (the idempotent one after running again) and none is left running; the non-idempotent
 ones are LOST and never run again, the idempotent ones are re-queued once and succeed. A main
 process's death is found by the reaper (no heartbeat for the threshold); a pool process's death
-by Celery's main process at once (tasks_app.jobs.request gives it the reaper's verdict). Runs
+by Celery's main process at once (tasks_app.worker.request gives it the reaper's verdict). Runs
 are counted by their `attempts` (one per accepted start) and by the deliveries in the logs.
 
 The reaper is called directly from the test, in a polling loop (as test_lost_workers does),
@@ -27,9 +27,9 @@ import pytest
 from django.db import close_old_connections
 from django_celery_results.models import TaskResult
 
-from tasks_app import reaper
 from tasks_app.jobs.registry import get_job
 from tasks_app.models import ACTIVE_STATES, FINAL_STATES, AuditEntry, Run, RunState
+from tasks_app.worker import reaper
 from tests.support.faults import (
     Timings,
     kill_group,

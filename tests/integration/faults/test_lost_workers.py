@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from django.db import close_old_connections
 
-from tasks_app import reaper
 from tasks_app.jobs.registry import get_job
 from tasks_app.models import ACTIVE_STATES, AuditEntry, Run, RunState
+from tasks_app.worker import reaper
 from tests.support.runs import finished, run_in
 from tests.support.services import WorkerProcess, child_env, wait_for
 

@@ -14,8 +14,8 @@ from django.db import connection
 from django.utils import timezone
 
 from dashboard.celery import app as celery_app
-from tasks_app import reaper
 from tasks_app.models import AuditEntry, Run, RunState
+from tasks_app.worker import reaper
 
 QUEUE = "reaper-race-test"  # consumed by no worker: the re-queued message stays put
 REAPERS = 4

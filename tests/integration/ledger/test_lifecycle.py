@@ -7,24 +7,20 @@ both agree for every pair of states, and feed random message orders to a real da
 from __future__ import annotations
 
 import itertools
-import uuid
 
 import pytest
-from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks_app import lifecycle
 from tasks_app.models import FINAL_STATES, Run, RunState
+from tasks_app.worker import lifecycle
+from tests.support import ledger
 
 EVENTS = [s for s in RunState if s is not RunState.PENDING]
 
 
 def make_run(state: RunState = RunState.PENDING, retries: int = 0) -> Run:
-    return Run.objects.create(
-        task_id=str(uuid.uuid4()), job_name="t", state=state, retries=retries,
-        queued_at=timezone.now(),
-    )  # fmt: skip
+    return ledger.make_run(state, job_name="t", retries=retries)
 
 
 def apply(task_id: str, event: RunState, retries: int) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 from django.db import connection
 
-from tasks_app import lifecycle, services
+from tasks_app import services
 from tasks_app.models import Run, RunState
 from tasks_app.services import LaunchOptions
+from tasks_app.worker import lifecycle
 from tests.support.runs import finished, operator
 from tests.support.services import WorkerProcess
 

@@ -4,6 +4,7 @@ POST-then-redirect, inline errors, permissions, and escaping of whatever a job p
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tasks_app.models import AuditEntry, Run, RunSource, RunState
+from tests.support import ledger
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +33,10 @@ def viewer(client: Client) -> Client:
     return client
 
 
-def make_run(state: RunState = RunState.FAILURE, **fields: object) -> Run:
-    defaults: dict[str, object] = {
-        "task_id": f"t-{Run.objects.count() + 1:04d}-0000-0000-0000-000000000000",
-        "job_name": "demo.flaky",
-        "state": state,
-        "queued_at": timezone.now(),
-        "params": {"failure_rate": 1.0},
-    }
-    defaults.update(fields)
-    return Run.objects.create(**defaults)
+def make_run(state: RunState = RunState.FAILURE, **fields: Any) -> Run:
+    fields.setdefault("task_id", f"t-{Run.objects.count() + 1:04d}-0000-0000-0000-000000000000")
+    fields.setdefault("params", {"failure_rate": 1.0})
+    return ledger.make_run(state, **fields)
 
 
 @pytest.mark.parametrize(

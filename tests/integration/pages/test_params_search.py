@@ -4,8 +4,6 @@ PostgreSQL, that the trigram index of migration 0007 serves the very query the p
 
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,24 +11,18 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from tasks_app.models import Run, RunState
 from tasks_app.selectors import RunFilter, runs_matching, runs_page
 from tasks_app.selectors.runs import SEARCH_TOO_SHORT
 from tasks_app.tokens import issue_token
+from tests.support import ledger
 
 pytestmark = pytest.mark.django_db
 
 
 def make_run(params: dict[str, Any], minutes_ago: int = 0) -> Run:
-    return Run.objects.create(
-        task_id=str(uuid.uuid4()),
-        job_name="demo.flaky",
-        state=RunState.SUCCESS,
-        queued_at=timezone.now() - timedelta(minutes=minutes_ago),
-        params=params,
-    )
+    return ledger.make_run(RunState.SUCCESS, minutes_ago=minutes_ago, params=params)
 
 
 def found(text: str) -> list[Run]:

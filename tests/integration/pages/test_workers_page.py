@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from tasks_app import broker
+from tasks_app.worker import broker
 from tests.support.services import WorkerProcess
 
 

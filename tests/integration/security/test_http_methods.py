@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tasks_app.tokens import issue_token
-from tests.integration.test_access import _sample
+from tests.integration.security.test_access import _sample
 
 GET = frozenset({"GET"})
 POST = frozenset({"POST"})

@@ -28,7 +28,7 @@ from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.selectors import RunFilter, runs_matching
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
-from tests.integration.test_security_permissions import api, staff
+from tests.integration.security.test_security_permissions import api, staff
 
 pytestmark = pytest.mark.django_db
 

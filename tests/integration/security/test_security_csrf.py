@@ -28,7 +28,7 @@ from tasks_app.models import ApiToken, AuditEntry, Run, RunState
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
-from tests.integration.test_access import API, URLS
+from tests.integration.security.test_access import API, URLS
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks_app.models import Run, RunState
-from tests.integration.test_access import URLS
+from tests.integration.security.test_access import URLS
 
 pytestmark = pytest.mark.django_db
 
