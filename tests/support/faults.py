@@ -1,4 +1,4 @@
-"""Helpers for the fault tests (tests/integration/faults/test_faults_*.py): killing parts of a worker's
+"""Helpers for the fault tests (tests/integration/faults/): killing parts of a worker's
 process tree, finding which pool process runs a task, switching the broker, timing recoveries."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared pieces of the fuzz tests (tests/integration/fuzz/test_fuzz_*.py): hypothesis strategies for
+"""Shared pieces of the fuzz tests (tests/integration/fuzz/): hypothesis strategies for
 hostile form values and JSON, the state that must not move when input is refused, and a
 per-example savepoint so every generated example starts from the same database.
 
@@ -9,6 +9,7 @@ they cannot be encoded as UTF-8, so the test client would fail before the app se
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,11 +43,19 @@ from tasks_app.worker.broker import queue_depths
 if TYPE_CHECKING:  # what the test client answers (django-stubs' name for it)
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
 
+
 # Each example is a few requests through the whole stack: no per-example deadline, and
 # the fixtures (client, user, token, broker) are reused on purpose, the database being reset
 # by a savepoint per example (`rolled_back`). A failure prints its input (tests `note` it:
 # this hypothesis under pytest prints the arguments of the failing call empty) and a
 # @reproduce_failure blob.
+def examples(full: int) -> int:
+    """How many examples a fuzz test tries: `full` in `make test` and CI, a fraction of it in
+    `make test-fast` (TASKDECK_FUZZ_SCALE=0.2), the edit loop, which must stay under a minute.
+    Never fewer than 5, so every strategy still runs."""
+    return max(5, round(full * float(os.environ.get("TASKDECK_FUZZ_SCALE", "1"))))
+
+
 FUZZ_SETTINGS = settings(
     deadline=None,
     print_blob=True,

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from tasks_app.api.app import api
 from tasks_app.tokens import issue_token
+from tests.support.fuzzing import examples
 
 # The document as the API serves it (test_api.py checks it is served); the app answers the calls.
 schema = schemathesis.openapi.from_dict(api.get_openapi_schema(path_prefix="/api/v1/"))
@@ -41,7 +42,7 @@ def bearer(db: None, broker: str) -> Iterator[str]:
 
 @schema.parametrize()
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[
         HealthCheck.too_slow,

@@ -47,6 +47,7 @@ from tests.support.fuzzing import (
     CHARS,
     FUZZ_SETTINGS,
     World,
+    examples,
     iso_moment,
     json_error,
     json_params,
@@ -339,7 +340,7 @@ DEEP = b'{"job": "demo.progress", "params": {"steps": ' + b"[" * 1500 + b"]" * 1
 @example(body=(b"{", "application/json"))
 @example(body=(b'{"job": "demo.progress"}', "text/plain"))
 @example(body=_json({"job": "demo.progress", "options": {"eta": "0001-01-01T00:00:00+14:00"}}))
-@settings(FUZZ_SETTINGS, max_examples=80)
+@settings(FUZZ_SETTINGS, max_examples=examples(80))
 @given(body=_body(LAUNCHES))
 def test_launch(api: Api, body: tuple[bytes, str]) -> None:
     with rolled_back():
@@ -368,7 +369,7 @@ EVERY_MINUTE = {"kind": "crontab", "cron": "* * * * *"}
 @example(body=_json({"name": "late", "job": "taskdeck.ping", "timing": PAST_9999}))
 @example(body=_json({"name": "a\x00b", "job": "taskdeck.ping", "timing": EVERY_MINUTE}))
 @example(body=_json({"name": "b", "job": "a\x00b", "timing": EVERY_MINUTE}))
-@settings(FUZZ_SETTINGS, max_examples=60)
+@settings(FUZZ_SETTINGS, max_examples=examples(60))
 @given(body=_body(NEW_SCHEDULES))
 def test_create_schedule(api: Api, body: tuple[bytes, str]) -> None:
     with rolled_back():
@@ -391,7 +392,7 @@ def test_create_schedule(api: Api, body: tuple[bytes, str]) -> None:
 @example(target="job", body=_json({"name": "\x00"}))
 @example(target="plain", body=_json({"job": "a\x00b"}))
 @example(target="huge", body=_json({}))
-@settings(FUZZ_SETTINGS, max_examples=60)
+@settings(FUZZ_SETTINGS, max_examples=examples(60))
 @given(
     target=st.sampled_from(["job", "sensitive", "declared", "plain", "missing", "huge"]),
     body=_body(SCHEDULE_PATCHES),
@@ -420,7 +421,7 @@ def test_change_schedule(api: Api, target: str, body: tuple[bytes, str]) -> None
 @example(body=_json({"filter": {"since": "0001-01-01T00:00:00+14:00"}}))
 @example(body=_json({"task_ids": ["\x00"]}))
 @example(body=_json({"filter": {"q": "\x00", "job": "\x00"}}))
-@settings(FUZZ_SETTINGS, max_examples=50)
+@settings(FUZZ_SETTINGS, max_examples=examples(50))
 @given(body=_body(RETRIES))
 def test_retry_many(api: Api, body: tuple[bytes, str]) -> None:
     with rolled_back():
@@ -468,7 +469,7 @@ QUERIES = st.one_of(
 @example(query="since=0001-01-01T00:00:00%2B14:00")
 @example(query="limit=" + "9" * 5000)
 @example(query="state=PENDING&" * 1_001)
-@settings(FUZZ_SETTINGS, max_examples=60)
+@settings(FUZZ_SETTINGS, max_examples=examples(60))
 @given(query=QUERIES)
 def test_history(api: Api, query: str) -> None:
     note(f"GET {API}/runs?{query}")

@@ -35,6 +35,7 @@ from tasks_app.models import Run
 from tests.support.fuzzing import (
     FUZZ_SETTINGS,
     World,
+    examples,
     extra_fields,
     field_pairs,
     form_values,
@@ -113,7 +114,7 @@ def boss(client: Client, broker: str) -> Iterator[Client]:
 @example(case=("demo.progress", [("steps", "1"), ("option-delay_seconds", "9" * 400)], False))
 @example(case=("taskdeck.export_runs", [("since", "0001-01-01"), ("until", "9999-12-31")], True))
 @example(case=("taskdeck.send_email", [("to", "a@b.c\n\x00"), ("subject", "\x00")], True))
-@settings(FUZZ_SETTINGS, max_examples=80)
+@settings(FUZZ_SETTINGS, max_examples=examples(80))
 @given(case=cases)
 def test_launch_form_never_fails_and_queues_only_valid_input(boss: Client, case: Case) -> None:
     name, pairs, multipart = case

@@ -45,6 +45,7 @@ from tests.support.fuzzing import (
     CHARS,
     FUZZ_SETTINGS,
     World,
+    examples,
     extra_fields,
     field_pairs,
     form_values,
@@ -266,7 +267,7 @@ BEFORE_1 = [("name", "early"), ("kind", "crontab"), ("cron", "* * * * *"),
 @example(target="new", pairs=HUGE_INTERVAL)
 @example(target="new", pairs=PAST_9999)
 @example(target="job", pairs=BEFORE_1)
-@settings(FUZZ_SETTINGS, max_examples=60)
+@settings(FUZZ_SETTINGS, max_examples=examples(60))
 @given(target=st.sampled_from(TARGETS), pairs=_editor_data())
 def test_editor_never_fails_and_saves_only_valid_schedules(
     boss: Client, schedules: Schedules, target: str, pairs: list[tuple[str, str]]
@@ -331,7 +332,7 @@ def _preview_query() -> st.SearchStrategy[str]:
 @example(query=urlencode([*PAST_9999, ("kind", "crontab"), ("start_time", "9999-12-31T23:59")]),
          htmx=True)  # fmt: skip
 @example(query="kind=crontab&cron=%25ff&timezone=%ff", htmx=False)
-@settings(FUZZ_SETTINGS, max_examples=50)
+@settings(FUZZ_SETTINGS, max_examples=examples(50))
 @given(query=_preview_query(), htmx=st.booleans())
 def test_preview_answers_any_query(
     boss: Client, schedules: Schedules, query: str, htmx: bool
