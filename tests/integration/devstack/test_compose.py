@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = BASE_DIR / "docker-compose.yml"
 SERVICES = {"postgres", "redis", "migrate", "web", "worker", "beat"}
 LONG_RUNNING = SERVICES - {"migrate"}
