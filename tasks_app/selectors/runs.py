@@ -13,9 +13,6 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from ..models import Run
-from .audit import HIDDEN_DETAILS as HIDDEN_DETAILS  # the audit trail's names, still here
-from .audit import AuditRow as AuditRow
-from .audit import audit_rows as audit_rows
 from .paging import PAGE_SIZE
 
 

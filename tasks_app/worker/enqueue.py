@@ -47,9 +47,10 @@ class Launch:
 
 @dataclass(frozen=True)
 class Enqueued:
-    """The run written (None for a task the ledger does not record) and Celery's result."""
+    """The run written (queued, or failed for a schedule's invalid parameters) and Celery's
+    result."""
 
-    run: Run | None
+    run: Run
     result: AsyncResult[Any]
 
 
@@ -65,9 +66,7 @@ def enqueue(
 
     Raises ParamsError, lifecycle.AlreadyActive or BrokerUnavailable; nothing is queued then.
     """
-    enqueued = enqueue_message(task, list(args), params, launch=launch, options=options)
-    assert enqueued.run is not None  # a job that keeps no ledger is refused by the services
-    return enqueued.run
+    return enqueue_message(task, list(args), params, launch=launch, options=options).run
 
 
 def enqueue_message(
