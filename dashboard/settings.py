@@ -286,5 +286,17 @@ TASKDECK_SEALING_KEYS = [k for k in env_str("TASKDECK_SEALING_KEYS", "").split("
 TASKDECK_WEB_STATEMENT_TIMEOUT_MS = env_int("TASKDECK_WEB_STATEMENT_TIMEOUT_MS", 5000)
 # The largest request body the JSON API reads (larger: 413, before anything is parsed).
 TASKDECK_API_MAX_BODY_BYTES = env_int("TASKDECK_API_MAX_BODY_BYTES", 64 * 1024)
+# --- Alerts (tasks_app.alerts) and metrics (tasks_app.metrics)
+# Links in alert messages point here (e.g. https://taskdeck.example.com); empty: no links.
+TASKDECK_BASE_URL = env_str("TASKDECK_BASE_URL", "").rstrip("/")
+# A failed webhook or email delivery is tried again after BASE, 2*BASE, 4*BASE... seconds
+# (at most an hour apart) until its channel's attempts are used up.
+TASKDECK_ALERT_RETRY_BASE_SECONDS = float(env_str("TASKDECK_ALERT_RETRY_BASE_SECONDS", "10"))
+# /metrics (Prometheus / OpenMetrics) is off unless this is set; a scrape sends it as a bearer
+# token or as the password of HTTP basic auth.
+TASKDECK_METRICS_TOKEN = env_str("TASKDECK_METRICS_TOKEN", "")
+# The stats rollup counts runs that finished at least this many seconds ago, so a run whose
+# final write is still committing is not skipped.
+TASKDECK_ROLLUP_LAG_SECONDS = float(env_str("TASKDECK_ROLLUP_LAG_SECONDS", "5"))
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "taskdeck@localhost")

@@ -15,11 +15,13 @@ from django.core.validators import validate_email
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from .alerts import delivery, evaluate
 from .exports import SafeCsvWriter
 from .jobs.context import JobContext
 from .jobs.errors import BadInput
 from .jobs.params import Param
 from .jobs.registry import find_job, job, masked_params
+from .metrics import rollup
 from .models import Run, RunState
 from .selectors import RunFilter, runs_matching
 from .worker import reaper
@@ -45,6 +47,43 @@ def reap_lost_runs(ctx: JobContext) -> dict[str, int]:
     """Mark runs whose worker stopped sending heartbeats as lost (or re-queue idempotent ones)."""
     outcome = reaper.reap()
     return {"lost": len(outcome.lost), "requeued": len(outcome.requeued)}
+
+
+@job(
+    name="taskdeck.evaluate_alerts",
+    title="Evaluate alert rules",
+    queue="high",
+    retry="no_retry",
+    ledger=False,  # every 15 s, like the reaper; what it finds is on the Alerts page
+)
+def evaluate_alerts(ctx: JobContext) -> dict[str, Any]:
+    """Check deadlines, missed schedules and failing streaks; resolve what recovered; send the
+    messages throttled rules held back."""
+    return evaluate.evaluate_all()
+
+
+@job(
+    name="taskdeck.deliver_alerts",
+    title="Deliver alert messages",
+    queue="high",
+    retry="no_retry",
+    ledger=False,  # each attempt is in the delivery log on the Alerts page
+)
+def deliver_alerts(ctx: JobContext) -> dict[str, Any]:
+    """Send pending alert messages to their channels (email, webhook), retrying with backoff."""
+    return delivery.deliver_due()
+
+
+@job(
+    name="taskdeck.roll_up_stats",
+    title="Roll up run statistics",
+    queue="high",
+    retry="no_retry",
+    ledger=False,  # every 30 s; feeds /metrics and the job pages' numbers
+)
+def roll_up_stats(ctx: JobContext) -> dict[str, int]:
+    """Count runs finished since the last pass into the per-hour and all-time stats."""
+    return {"counted": rollup.roll_up()}
 
 
 @job(

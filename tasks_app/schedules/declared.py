@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 REAPER = "Taskdeck: reap lost runs"
 CLEANUP = "Taskdeck: clean up old runs"
+EVALUATE_ALERTS = "Taskdeck: evaluate alert rules"
+DELIVER_ALERTS = "Taskdeck: deliver alert messages"
+ROLL_UP_STATS = "Taskdeck: roll up run statistics"
 
 BUILTIN: dict[str, ScheduleDefinition] = {
     REAPER: ScheduleDefinition(
@@ -58,6 +61,24 @@ BUILTIN: dict[str, ScheduleDefinition] = {
         timing=Timing(Kind.CRONTAB, cron="30 3 * * *", timezone="UTC"),
         params={"days": 30, "failed_days": 90, "batch_size": 1000},
         description="Deletes finished runs after 30 days, failed and lost ones after 90.",
+    ),
+    EVALUATE_ALERTS: ScheduleDefinition(
+        name=EVALUATE_ALERTS,
+        job="taskdeck.evaluate_alerts",
+        timing=Timing(Kind.INTERVAL, every=15, period="seconds"),
+        description="Checks alert deadlines, missed schedules and failing streaks.",
+    ),
+    DELIVER_ALERTS: ScheduleDefinition(
+        name=DELIVER_ALERTS,
+        job="taskdeck.deliver_alerts",
+        timing=Timing(Kind.INTERVAL, every=15, period="seconds"),
+        description="Retries alert messages that could not be delivered yet.",
+    ),
+    ROLL_UP_STATS: ScheduleDefinition(
+        name=ROLL_UP_STATS,
+        job="taskdeck.roll_up_stats",
+        timing=Timing(Kind.INTERVAL, every=30, period="seconds"),
+        description="Counts finished runs into the statistics behind /metrics and job pages.",
     ),
 }
 

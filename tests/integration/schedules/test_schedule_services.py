@@ -286,7 +286,8 @@ def sync() -> dict[str, str]:
 def test_builtin_schedules_are_marked_after_migrate() -> None:
     markers = DeclaredSchedule.objects.select_related("periodic_task")
     names = {m.periodic_task.name for m in markers if m.origin == "builtin"}
-    assert names == {declared.REAPER, declared.CLEANUP}
+    assert names == set(declared.BUILTIN)
+    assert {declared.REAPER, declared.CLEANUP, declared.EVALUATE_ALERTS} <= names
 
 
 def test_a_declared_schedule_is_created_and_marked(declared_hourly: dict[str, object]) -> None:

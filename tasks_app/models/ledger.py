@@ -1,4 +1,4 @@
-"""Taskdeck's own tables: the run ledger and the audit trail.
+"""The run ledger and the audit trail.
 
 Celery's TaskResult (django-celery-results) keeps what a worker reports; a Run keeps what Celery
 forgets: queued work, the exact parameters, who launched it, lineage, progress and cancellation.
@@ -145,6 +145,8 @@ class Run(models.Model):
                 fields=["schedule_name", "-queued_at", "-id"], name="run_schedule_queued_idx"
             ),
             models.Index(fields=["state", "heartbeat_at"], name="run_state_heartbeat_idx"),
+            # The stats rollup reads runs by finish time (and cleanup deletes by it).
+            models.Index(fields=["finished_at"], name="run_finished_idx"),
         ]
         permissions = [
             ("launch_job", "Can launch jobs"),

@@ -1,0 +1,61 @@
+"""Taskdeck's tables: the run ledger and audit trail (`ledger`), alerting (`alerts`) and the
+rolled-up run statistics behind /metrics and the job pages (`stats`)."""
+
+from .alerts import (
+    Alert,
+    AlertChannel,
+    AlertChannelKind,
+    AlertDelivery,
+    AlertEvent,
+    AlertMessage,
+    AlertRule,
+    AlertRuleKind,
+    DeliveryState,
+    WebhookFormat,
+)
+from .ledger import (
+    ACTIVE_STATES,
+    FAILED_STATES,
+    FINAL_STATES,
+    QUEUED_STATES,
+    RUNNING_STATES,
+    ApiToken,
+    AuditEntry,
+    DeclarationOrigin,
+    DeclaredSchedule,
+    Run,
+    RunQuerySet,
+    RunSource,
+    RunState,
+)
+from .stats import JobHourStats, JobTotals, RollupMark, StatsCounts
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FAILED_STATES",
+    "FINAL_STATES",
+    "QUEUED_STATES",
+    "RUNNING_STATES",
+    "Alert",
+    "AlertChannel",
+    "AlertChannelKind",
+    "AlertDelivery",
+    "AlertEvent",
+    "AlertMessage",
+    "AlertRule",
+    "AlertRuleKind",
+    "ApiToken",
+    "AuditEntry",
+    "DeclarationOrigin",
+    "DeclaredSchedule",
+    "DeliveryState",
+    "JobHourStats",
+    "JobTotals",
+    "RollupMark",
+    "Run",
+    "RunQuerySet",
+    "RunSource",
+    "RunState",
+    "StatsCounts",
+    "WebhookFormat",
+]
