@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -22,7 +23,7 @@ from .jobs.errors import BadInput
 from .jobs.params import Param
 from .jobs.registry import find_job, job, masked_params
 from .metrics import rollup
-from .models import Run, RunState
+from .models import Alert, AlertMessage, JobHourStats, Run, RunState
 from .selectors import RunFilter, runs_matching
 from .worker import reaper
 
@@ -110,7 +111,22 @@ def cleanup(
     old_results = TaskResult.objects.filter(
         date_done__lt=now - timedelta(days=days), status__in=["SUCCESS", "REVOKED"]
     ) | TaskResult.objects.filter(date_done__lt=now - timedelta(days=failed_days), status="FAILURE")
-    for label, queryset in (("runs", old_runs), ("results", old_results)):
+    # Alert history goes with the failures it is about; open alerts stay whatever their age.
+    # Deleting a message deletes its deliveries (CASCADE); hour stats past the longest window
+    # any page shows are folded into JobTotals already.
+    old_alerts = Alert.objects.filter(resolved_at__lt=now - timedelta(days=failed_days))
+    old_messages = AlertMessage.objects.filter(
+        created_at__lt=now - timedelta(days=failed_days)
+    ).exclude(pk__in=Alert.objects.filter(resolved_at__isnull=True).values("fired_message"))
+    old_stats = JobHourStats.objects.filter(hour__lt=now - timedelta(days=failed_days))
+    tables: tuple[tuple[str, QuerySet[Any]], ...] = (
+        ("runs", old_runs),
+        ("results", old_results),
+        ("alerts", old_alerts),
+        ("alert_messages", old_messages),
+        ("hour_stats", old_stats),
+    )
+    for label, queryset in tables:
         while True:
             batch = list(queryset.values_list("pk", flat=True)[:batch_size])
             if not batch:

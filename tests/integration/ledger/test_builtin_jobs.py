@@ -12,7 +12,16 @@ from django_celery_results.models import TaskResult
 
 from tasks_app.jobs.errors import BadInput
 from tasks_app.jobs.testing import run_job
-from tasks_app.models import Run, RunState
+from tasks_app.models import (
+    Alert,
+    AlertEvent,
+    AlertMessage,
+    AlertRule,
+    AlertRuleKind,
+    JobHourStats,
+    Run,
+    RunState,
+)
 
 
 def old_run(task_id: str, state: RunState, days_ago: int) -> Run:
@@ -69,3 +78,34 @@ def test_send_email_uses_django_mail() -> None:
 def test_send_email_refuses_a_bad_address_without_retrying() -> None:
     with pytest.raises(BadInput, match="not an email address"):
         run_job("taskdeck.send_email", to=["nope"], subject="Hi")
+
+
+@pytest.mark.django_db
+def test_cleanup_deletes_old_alert_history_but_keeps_open_alerts_and_their_messages() -> None:
+    long_ago = timezone.now() - timedelta(days=100)
+    rule = AlertRule.objects.create(name="failures", kind=AlertRuleKind.RUN_FAILED)
+    old_message = AlertMessage.objects.create(
+        rule=rule, event=AlertEvent.FIRED, subject="old", created_at=long_ago
+    )
+    open_message = AlertMessage.objects.create(
+        rule=rule, event=AlertEvent.FIRED, subject="still firing", created_at=long_ago
+    )
+    Alert.objects.create(
+        rule=rule, key="run:a", summary="old", fired_at=long_ago, resolved_at=long_ago,
+        fired_message=old_message,
+    )  # fmt: skip
+    Alert.objects.create(
+        rule=rule, key="run:b", summary="open", fired_at=long_ago, fired_message=open_message
+    )
+    JobHourStats.objects.create(job_name="demo.add", state="SUCCESS", hour=long_ago, count=1)
+
+    outcome = run_job("taskdeck.cleanup", days=30, failed_days=90, batch_size=100)
+
+    assert list(Alert.objects.values_list("key", flat=True)) == ["run:b"]
+    assert list(AlertMessage.objects.values_list("subject", flat=True)) == ["still firing"]
+    assert not JobHourStats.objects.exists()
+    assert outcome.counters == {
+        "deleted_alerts": 1,
+        "deleted_alert_messages": 1,
+        "deleted_hour_stats": 1,
+    }
