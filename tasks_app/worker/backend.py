@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
 
+from ..alerts import evaluate as alerts
 from ..jobs.registry import masked_params
 from ..models import Run, RunSource, RunState
 from . import lifecycle
@@ -141,6 +142,8 @@ class LedgerBackend(DatabaseBackend):
                         cursor.execute(_task_result_upsert_sql(started, from_moved=False), params)
         if moved and started:
             start_outcomes.record(task_id, lifecycle.StartOutcome.STARTED)
+        elif moved and event is RunState.FAILURE:
+            alerts.on_run_final(task_id, event)  # the ORM path's mark_finished does the same
         return moved
 
     def _task_result_values(

@@ -20,7 +20,8 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ..models import ACTIVE_STATES, FINAL_STATES, Run, RunSource, RunState
+from ..alerts import evaluate as alerts
+from ..models import ACTIVE_STATES, FAILED_STATES, FINAL_STATES, Run, RunSource, RunState
 
 # For each new state: the states it may replace. Final states replace any non-final one.
 ALLOWED_PREVIOUS: dict[RunState, frozenset[RunState]] = {
@@ -150,7 +151,9 @@ def record_failed_launch(queued: QueuedRun, error: str) -> Run:
     visible as a failed run instead of dropping it silently."""
     now = timezone.now()
     fields = {**queued.as_fields(), "unique_key": None}
-    return Run.objects.create(state=RunState.FAILURE, finished_at=now, error=error, **fields)
+    run = Run.objects.create(state=RunState.FAILURE, finished_at=now, error=error, **fields)
+    alerts.on_run_final(run.task_id, RunState.FAILURE)
+    return run
 
 
 def forget_queued(task_id: str) -> None:
@@ -211,11 +214,15 @@ def mark_retry(task_id: str, *, retries: int, error: str) -> bool:
 
 
 def mark_finished(task_id: str, state: RunState, *, error: str = "") -> bool:
-    """Move to a final state (SUCCESS, FAILURE, REVOKED, LOST) unless already final."""
+    """Move to a final state (SUCCESS, FAILURE, REVOKED, LOST) unless already final. A run that
+    failed or was lost goes to the alert rules (once the caller's transaction commits)."""
     assert state in FINAL_STATES
-    return _transition(
+    moved = _transition(
         task_id, state, 0, finished_at=timezone.now(), error=error[:ERROR_CHARS_KEPT]
     )
+    if moved and state in FAILED_STATES:
+        alerts.on_run_final(task_id, state)
+    return moved
 
 
 def mark_progress(
