@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import audit, jobs, overview, runs, schedules, tokens, workers
+from .views import alerts, audit, jobs, overview, runs, schedules, tokens, workers
 
 app_name = "tasks_app"
 
@@ -31,6 +31,19 @@ urlpatterns = [
     path("workers/", workers.workers, name="workers"),
     path("workers/panel/", workers.workers_panel, name="workers_panel"),
     path("audit/", audit.audit, name="audit"),
+    path("alerts/", alerts.alerts, name="alerts"),
+    path("alerts/rules/new/", alerts.rule_new, name="alert_rule_new"),
+    path("alerts/rules/<int:pk>/edit/", alerts.rule_edit, name="alert_rule_edit"),
+    path("alerts/rules/<int:pk>/delete/", alerts.rule_delete, name="alert_rule_delete"),
+    path("alerts/channels/new/", alerts.channel_new, name="alert_channel_new"),
+    path("alerts/channels/<int:pk>/edit/", alerts.channel_edit, name="alert_channel_edit"),
+    path("alerts/channels/<int:pk>/delete/", alerts.channel_delete, name="alert_channel_delete"),
+    path(
+        "alerts/channels/<int:pk>/rotate-secret/",
+        alerts.channel_rotate_secret,
+        name="alert_channel_rotate_secret",
+    ),
+    path("alerts/channels/<int:pk>/test/", alerts.channel_test, name="alert_channel_test"),
     path("tokens/", tokens.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
 ]

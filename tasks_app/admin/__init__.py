@@ -7,9 +7,12 @@ here registers its admins:
 - `schedules`: django-celery-beat's PeriodicTask, every write through the services, with the
   forms of `schedule_forms`.
 - `schedule_rows`: beat's shared timing rows, view-only.
+- `alerts`: alert rules and channels, every write through the services (a channel's secret
+  shown once, its URL masked); alerts and deliveries read-only.
 """
 
-from . import audit, runs, schedule_rows, schedules
+from . import alerts, audit, runs, schedule_rows, schedules
+from .alerts import AlertChannelAdmin, AlertRuleAdmin
 from .audit import AuditEntryAdmin
 from .large_tables import LargeTablePaginator, ReadOnlyAdmin, estimated_rows
 from .runs import (
@@ -24,6 +27,8 @@ from .schedule_rows import SharedScheduleRowAdmin
 from .schedules import PeriodicTaskAdmin
 
 __all__ = [
+    "AlertChannelAdmin",
+    "AlertRuleAdmin",
     "AuditEntryAdmin",
     "FixedChoicesFilter",
     "JobScheduleForm",
@@ -37,6 +42,7 @@ __all__ = [
     "TaskNameFilter",
     "TaskResultAdmin",
     "TaskStatusFilter",
+    "alerts",
     "audit",
     "estimated_rows",
     "runs",

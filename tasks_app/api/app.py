@@ -23,7 +23,7 @@ from ninja.operation import Operation
 
 from ..middleware import TIMEOUT_DETAIL, is_statement_timeout
 from ..services import AlreadyActive, BrokerUnavailable, NotRetriable, ParamsError, ServiceError
-from . import jobs, runs, schedules, stats
+from . import alerts, jobs, runs, schedules, stats
 from .auth import BearerToken, TokenExpired, staff_or_token
 from .errors import ApiError, field_errors
 
@@ -31,7 +31,7 @@ api = NinjaAPI(
     title="Taskdeck API",
     version="1",
     description=(
-        "Launch jobs, follow and retry runs, and manage schedules. Authenticate with a "
+        "Launch jobs, follow and retry runs, and manage schedules and alerts. Authenticate with a "
         "personal token (create one under API tokens in the dashboard, or with "
         "`manage.py create_api_token USERNAME`): `Authorization: Bearer <token>`. "
         "The token acts with its user's permissions; every action is audited."
@@ -40,7 +40,7 @@ api = NinjaAPI(
     urls_namespace="taskdeck_api",
     docs_decorator=staff_or_token,
 )
-ROUTERS = (jobs.router, runs.router, schedules.router, stats.router)
+ROUTERS = (jobs.router, runs.router, schedules.router, stats.router, alerts.router)
 for router in ROUTERS:
     api.add_router("", router)
 

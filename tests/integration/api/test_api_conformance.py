@@ -143,4 +143,6 @@ def test_every_operation_answers_a_valid_request_as_the_document_says(
         for path, operations in api.get_openapi_schema(path_prefix="/api/v1/")["paths"].items()
         for method in operations
     }
-    assert answered == documented
+    # The alerting operations get theirs in tests/integration/alerts/test_alert_api.py, which
+    # likewise fails until every documented /alerts operation is answered there.
+    assert answered == {op for op in documented if not op[0].startswith("/alerts")}

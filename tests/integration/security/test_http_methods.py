@@ -47,6 +47,16 @@ EXPECTED: dict[str, frozenset[str]] = {
     "tasks_app:workers": GET,
     "tasks_app:workers_panel": GET,
     "tasks_app:audit": GET,
+    "tasks_app:alerts": GET,
+    "tasks_app:alert_rule_new": BOTH,
+    "tasks_app:alert_rule_edit": BOTH,
+    "tasks_app:alert_rule_delete": BOTH,
+    "tasks_app:alert_channel_new": BOTH,
+    "tasks_app:alert_channel_edit": BOTH,
+    "tasks_app:alert_channel_delete": BOTH,
+    "tasks_app:alert_channel_rotate_secret": POST,
+    "tasks_app:alert_channel_test": POST,
+    "metrics": GET,  # Prometheus' scrape (off, 404, unless TASKDECK_METRICS_TOKEN is set)
     "tasks_app:tokens": BOTH,
     "tasks_app:token_revoke": POST,
 }
