@@ -3,6 +3,7 @@ admin changelists (ours and the stock one beside it) and the live poll."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 import types
 from collections.abc import Iterator, Mapping
@@ -145,6 +146,13 @@ def build_cases(newest: datetime) -> tuple[list[Case], Case]:
         expect=b'id="live"',
     )  # fmt: skip
     return cases, poll
+
+
+def metrics_case() -> tuple[Case, str]:
+    """The /metrics scrape with a bearer token (the caller turns the endpoint on with it)."""
+    token = secrets.token_urlsafe(24)
+    bearer = {"Authorization": f"Bearer {token}"}
+    return Case("metrics_scrape", "/metrics", headers=bearer, expect=b"taskdeck_runs_total{"), token
 
 
 # --- the stock admin beside Taskdeck's ------------------------------------------------------

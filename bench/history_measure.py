@@ -98,8 +98,14 @@ def measure(client: Any, case: Case, timer: SqlTimer, requests: int) -> Measured
     return Measured(case, total, sql, timer.count)
 
 
-def explain(client: Any, case: Case, timer: SqlTimer) -> None:
-    """Each statement of one request of the case, with its plan (PostgreSQL)."""
+LEDGER_TABLES = ("tasks_app_run", "django_celery_results_taskresult")
+
+
+def explain(
+    client: Any, case: Case, timer: SqlTimer, tables: tuple[str, ...] = LEDGER_TABLES
+) -> None:
+    """Each statement of one request of the case, with its plan (PostgreSQL) when it reads one
+    of `tables` (by name or prefix)."""
     from django.db import connection
 
     timer.reset(keep=True)
@@ -111,7 +117,7 @@ def explain(client: Any, case: Case, timer: SqlTimer) -> None:
         print(f"# [{seconds * 1000:.2f} ms] {sql}  -- {params!r}", flush=True)
         if not is_postgresql() or not sql.lstrip().upper().startswith("SELECT"):
             continue
-        if "tasks_app_run" not in sql and "django_celery_results_taskresult" not in sql:
+        if not any(table in sql for table in tables):
             continue
         with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)

@@ -112,7 +112,8 @@ def _seed_postgresql(generator: Generator, run_table: str, result_table: str, ch
         if superuser:
             cursor.execute("SET LOCAL session_replication_role = replica")
         # TRUNCATE in this transaction lets COPY FREEZE write rows already frozen and visible.
-        cursor.execute(f"TRUNCATE {run_table}, {result_table} RESTART IDENTITY")
+        # CASCADE: alerts point at runs; a bench database's alerts go with them.
+        cursor.execute(f"TRUNCATE {run_table}, {result_table} RESTART IDENTITY CASCADE")
         # GIN indexes (the parameters' trigram index) are built once after the COPY, as a
         # restore does: far faster than a million incremental GIN inserts.
         cursor.execute(

@@ -1,5 +1,7 @@
 """Every non-static URL is for staff only: anonymous -> login page (the JSON API: 401),
-signed-in non-staff -> 403 (the API, which takes only tokens: a non-staff user's token -> 403)."""
+signed-in non-staff -> 403 (the API, which takes only tokens: a non-staff user's token -> 403).
+The one exception is /metrics, for Prometheus, which has no session: it answers only its own
+token (tests/integration/metrics/test_metrics_endpoint.py), and 404 while none is configured."""
 
 from __future__ import annotations
 
@@ -76,7 +78,32 @@ def test_the_enumeration_finds_the_pages_that_exist() -> None:
     assert len(URLS) > 30
 
 
-PAGES = [u for u in URLS if u not in API_OPERATIONS]
+# Scraped by Prometheus with TASKDECK_METRICS_TOKEN, never with a session.
+MACHINE_ENDPOINTS = {"/metrics"}
+PAGES = [u for u in URLS if u not in API_OPERATIONS and u not in MACHINE_ENDPOINTS]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("signed_in_as", ["nobody", "visitor", "staff"])
+def test_metrics_answer_no_session_only_its_token(
+    client: Client, settings: Any, signed_in_as: str
+) -> None:
+    """No session opens /metrics, not even a staff one: 404 while it is off, 401 once a token
+    is set and the request does not carry it."""
+    if signed_in_as != "nobody":
+        user = User.objects.create_user(signed_in_as, password="x-Secret-123")
+        user.is_staff = signed_in_as == "staff"
+        user.save()
+        client.force_login(user)
+
+    settings.TASKDECK_METRICS_TOKEN = ""
+    off = client.get("/metrics")
+    settings.TASKDECK_METRICS_TOKEN = "a-metrics-token-for-tests"
+    on = client.get("/metrics")
+
+    assert off.status_code in {403, 404}, off.status_code
+    assert on.status_code in {401, 403}, on.status_code
+    assert b"taskdeck_" not in off.content + on.content
 
 
 @pytest.mark.django_db
