@@ -6,8 +6,11 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from ..models import RunState
+from ..charts import seconds_label
+from ..models import Run, RunState
 
 register = template.Library()
 
@@ -54,3 +57,55 @@ def iso_time(value: str) -> str:
     if timezone.is_aware(moment):
         moment = timezone.localtime(moment)
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+@register.filter
+def approx(seconds: float | None) -> str:
+    """An estimated length of time (a percentile from a histogram): 1.234 -> "≈ 1.2 s";
+    None (no runs) -> "—"."""
+    return "—" if seconds is None else f"≈ {seconds_label(seconds)}"
+
+
+def relative_time(moment: datetime, now: datetime) -> str:
+    """How long ago (or, for a future time, how soon) `moment` is, in its largest whole unit:
+    "just now", "40 s ago", "3 min ago", "5 h ago", "2 d ago", "in 3 min"."""
+    delta = (now - moment).total_seconds()
+    seconds = int(abs(delta))
+    if seconds < 1:
+        return "just now"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if seconds >= size:
+            amount = f"{seconds // size} {unit}"
+            break
+    return f"{amount} ago" if delta > 0 else f"in {amount}"
+
+
+@register.filter
+def when(moment: datetime | None) -> SafeString | str:
+    """`moment` relative to now, in a <time> element whose title is the absolute time in the
+    current zone: <time datetime="…" title="2026-12-05 14:03:12 UTC">3 min ago</time>."""
+    if moment is None:
+        return ""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    local = timezone.localtime(moment)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+        relative_time(moment, timezone.now()),
+    )
+
+
+@register.filter
+def elapsed(run: Run) -> str:
+    """A run's duration: finished - started; while it runs, the time so far; queued or never
+    started: empty."""
+    if run.started_at is None:
+        return ""
+    if run.finished_at is not None:
+        return duration(max((run.finished_at - run.started_at).total_seconds(), 0.0))
+    if run.is_active:
+        so_far = max((timezone.now() - run.started_at).total_seconds(), 0.0)
+        return f"{duration(so_far)} so far"
+    return ""

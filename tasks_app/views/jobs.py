@@ -1,4 +1,5 @@
-"""The job catalog and each job's launch form."""
+"""The job catalog and each job's launch form, with the job's numbers (from the rolled-up
+stats, hidden from those who may not read its runs)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
-from .. import services
+from .. import charts, selectors, services
 from ..forms import LaunchOptionsForm
 from ..jobs.registry import JobSpec, all_jobs, get_job
 from ..models import RunSource
@@ -25,7 +26,13 @@ def can_launch(request: HtmxHttpRequest, spec: JobSpec) -> bool:
 
 @require_safe
 def jobs(request: HtmxHttpRequest) -> HttpResponse:
-    rows = [(spec, can_launch(request, spec)) for spec in all_jobs()]
+    specs = all_jobs()
+    hidden = services.unreadable_jobs(actor_for(request))
+    numbers = selectors.job_numbers(
+        [spec.name for spec in specs], windows=(selectors.DAY,), unreadable_jobs=hidden
+    )
+    # Per job: may launch it, its last 24 hours (None: hidden from this viewer).
+    rows = [(spec, can_launch(request, spec), numbers.get(spec.name)) for spec in specs]
     return render(request, "tasks_app/jobs.html", {"rows": rows})
 
 
@@ -69,10 +76,19 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
     else:
         form = spec.params.form()
         options = LaunchOptionsForm(prefix="option")
+    numbers = selectors.job_numbers(
+        [spec.name], unreadable_jobs=services.unreadable_jobs(actor_for(request))
+    ).get(spec.name)
     context = {
         "spec": spec,
         "form": form,
         "options": options,
         "can_launch": can_launch(request, spec),
+        "numbers": numbers,  # None: hidden from this viewer
+        "histogram": (
+            charts.duration_histogram(numbers.window(selectors.WEEK).duration_buckets)
+            if numbers is not None
+            else None
+        ),
     }
     return render(request, "tasks_app/launch.html", context, status=status)

@@ -1,4 +1,5 @@
-"""The landing page: totals by state, activity per hour, active runs and latest failures."""
+"""The landing page: totals by state, activity and queue wait per hour, active runs and latest
+failures."""
 
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -23,6 +24,10 @@ def overview(request: HtmxHttpRequest) -> HttpResponse:
             selectors.state_totals(hours=24 * 7, label="Last 7 days"),
         ],
         "chart": charts.hourly_chart(selectors.hourly_activity(24)),
+        # From the rolled-up stats; jobs whose runs this viewer may not read are left out.
+        "wait_chart": charts.wait_chart(
+            selectors.queue_wait_by_hour(24, unreadable_jobs=services.unreadable_jobs(actor))
+        ),
         "active": active,
         "failures": [
             (run, services.may_read_run(actor, run)) for run in selectors.latest_failures()

@@ -43,6 +43,7 @@ def runs(request: HtmxHttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "any_active": any(run.is_active for run in page.runs),
         "filtered": bool(query),
+        "hidden_jobs": filters.unreadable_jobs,  # their runs' durations are not shown
     }
     if request.htmx and request.htmx.target == "rows":
         return render(request, "tasks_app/runs.html#rows", context)
