@@ -4,17 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+# Playwright's own Chromium downloaded for this install (only when there is no system Chromium).
+BROWSER_STAMP := $(VENV)/.playwright-chromium
 
 # Development defaults; a real environment variable wins.
 export DEBUG ?= true
 export TASKDECK_DEMO_JOBS ?= true
 
-.PHONY: run test test-fast setup install migrate admin lint format typecheck layers check clean
+.PHONY: run test test-fast setup install browser migrate admin lint format typecheck layers check clean
 
 run: setup admin
 	$(PY) manage.py devstack
 
-test: install
+test: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The edit loop: every test that needs no worker, browser or other process of its own, the
@@ -32,6 +34,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Chromium for the browser tests (tests/support/chromium.py chooses, here and in the tests): the
+# system's (/usr/bin/chromium, or CHROMIUM_EXECUTABLE) when there is one, else Playwright's own,
+# downloaded once per install (again only when the install is newer than the stamp). The check
+# exits 1 for "no system Chromium" and 2 for a CHROMIUM_EXECUTABLE that names no executable.
+browser: install
+	@$(PY) -m tests.support.chromium --system; status=$$?; \
+	if [ $$status -eq 1 ] && { [ ! -f $(BROWSER_STAMP) ] || [ $(STAMP) -nt $(BROWSER_STAMP) ]; }; then \
+	  $(BIN)/playwright install chromium && touch $(BROWSER_STAMP); \
+	elif [ $$status -gt 1 ]; then exit $$status; fi
 
 migrate: install
 	$(PY) manage.py migrate --no-input

@@ -1,5 +1,7 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright (sync API) against pytest-django's
-live server, with the session's real Celery worker running the jobs.
+"""Browser fixtures: Chromium driven by Playwright (sync API) against pytest-django's live
+server, with the session's real Celery worker running the jobs. Which Chromium (the system's
+/usr/bin/chromium, CHROMIUM_EXECUTABLE, or Playwright's own build) is tests/support/chromium.py's
+choice.
 
 Playwright's sync API keeps an asyncio event loop running in the main thread while it is
 started, and Django refuses ORM calls from a thread with a running loop ("You cannot call this
@@ -26,6 +28,7 @@ from playwright.sync_api import (
     Dialog,
     Error,
     Page,
+    Playwright,
     Response,
     ViewportSize,
     expect,
@@ -35,18 +38,10 @@ from pytest_django.live_server_helper import LiveServer
 
 from tasks_app import services
 from tasks_app.models import ACTIVE_STATES, Run
+from tests.support.chromium import ChromiumUnavailable, Source, choose_chromium
 from tests.support.runs import operator
 from tests.support.services import WorkerProcess, wait_for
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_EXECUTABLE", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 PASSWORD = "x-Secret-123"
 # Waits on the page (milliseconds): generous for a loaded CI machine, but bounded.
@@ -67,27 +62,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items[:] = others + browser_items
 
 
+def launch_chromium(playwright: Playwright) -> Browser:
+    """The Chromium tests/support/chromium.py chooses, started. Fails the test with what to do
+    when there is none or it does not start (outside the `except`, so it is said once)."""
+    try:
+        choice = choose_chromium(Path(playwright.chromium.executable_path))
+    except ChromiumUnavailable as error:
+        problem = str(error)
+    else:
+        try:
+            return playwright.chromium.launch(
+                executable_path=choice.executable, headless=True, args=list(choice.args)
+            )
+        except Error as error:
+            hint = (
+                " Its system libraries may be missing: `.venv/bin/playwright install-deps "
+                "chromium` (as root) installs them."
+                if choice.source is Source.PLAYWRIGHT
+                else ""
+            )
+            problem = f"The {choice.describe()} did not start: {error}{hint}"
+    pytest.fail(problem, pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def browser(django_db_setup: None) -> Iterator[Browser]:
     """One Chromium for the session. Requests the test database first, so that Playwright (and
     its event loop) is stopped before the database is torn down."""
-    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"Chromium is needed for the browser tests but {CHROMIUM} is missing or not "
-            "executable. Install Debian's `chromium` package (CI does), or point "
-            "CHROMIUM_EXECUTABLE at a Chromium binary.",
-            pytrace=False,
-        )
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            try:
-                chromium = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-                )
-            except Error as error:
-                pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}", pytrace=False)
+            chromium = launch_chromium(playwright)
             try:
                 yield chromium
             finally:
