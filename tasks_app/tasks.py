@@ -117,7 +117,12 @@ def cleanup(
     old_alerts = Alert.objects.filter(resolved_at__lt=now - timedelta(days=failed_days))
     old_messages = AlertMessage.objects.filter(
         created_at__lt=now - timedelta(days=failed_days)
-    ).exclude(pk__in=Alert.objects.filter(resolved_at__isnull=True).values("fired_message"))
+    ).exclude(
+        # Not NULL: a held-back alert has none, and NOT IN (..., NULL) would match nothing.
+        pk__in=Alert.objects.filter(resolved_at__isnull=True, fired_message__isnull=False).values(
+            "fired_message"
+        )
+    )
     old_stats = JobHourStats.objects.filter(hour__lt=now - timedelta(days=failed_days))
     tables: tuple[tuple[str, QuerySet[Any]], ...] = (
         ("runs", old_runs),
