@@ -21,7 +21,7 @@ from tasks_app.jobs import registry
 from tasks_app.jobs.context import JobContext
 from tasks_app.jobs.registry import all_jobs, job
 from tasks_app.jobs.sealing import unseal
-from tasks_app.models import AuditEntry, Run, RunSource, RunState
+from tasks_app.models import AlertChannel, AlertRule, AuditEntry, Run, RunSource, RunState
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
 from tests.support import ledger
@@ -181,6 +181,10 @@ def test_every_operation_refuses_unknown_query_parameters_and_changes_nothing(
         ("post", "/schedules"): {
             "name": "x", "job": "demo.progress", "timing": {"kind": "interval", "every": 5},
         },
+        ("post", "/alerts/rules"): {"name": "x", "kind": "run_failed"},
+        ("post", "/alerts/channels"): {
+            "name": "x", "kind": "email", "email_to": ["ops@example.com"],
+        },
     }  # fmt: skip
     audited = AuditEntry.objects.count()
     document = api.get("/openapi.json").json()
@@ -198,6 +202,8 @@ def test_every_operation_refuses_unknown_query_parameters_and_changes_nothing(
             tried += 1
     assert tried == sum(len(operations) for operations in document["paths"].values()) >= 13
     assert list(Run.objects.all()) == [run]
+    assert not AlertRule.objects.exists()
+    assert not AlertChannel.objects.exists()
     assert PeriodicTask.objects.filter(pk=schedule.pk, enabled=True).exists()
     assert not PeriodicTask.objects.filter(name="x").exists()
     assert AuditEntry.objects.count() == audited

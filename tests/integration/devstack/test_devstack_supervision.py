@@ -87,9 +87,13 @@ def api(port: int, token: str, path: str, body: dict[str, Any] | None = None) ->
         try:
             with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
                 return json.loads(response.read())
-        except urllib.error.URLError as error:
-            refused = isinstance(error.reason, ConnectionRefusedError)
-            if not refused or time.monotonic() > deadline:
+        except (urllib.error.URLError, ConnectionResetError) as error:
+            # Refused while the web server starts; reset (seen once, on a loaded machine, while
+            # the bundled Redis was restarting) is retried too. A web server that stays down
+            # still fails: past the deadline the error is raised.
+            reason = error.reason if isinstance(error, urllib.error.URLError) else error
+            transient = isinstance(reason, ConnectionRefusedError | ConnectionResetError)
+            if not transient or time.monotonic() > deadline:
                 raise
             time.sleep(0.25)
 

@@ -24,7 +24,17 @@ from django_celery_beat.models import PeriodicTask
 
 from tasks_app import services
 from tasks_app.api.app import api
-from tasks_app.models import ApiToken, AuditEntry, Run, RunState
+from tasks_app.models import (
+    AlertChannel,
+    AlertChannelKind,
+    AlertDelivery,
+    AlertRule,
+    AlertRuleKind,
+    ApiToken,
+    AuditEntry,
+    Run,
+    RunState,
+)
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
@@ -35,14 +45,17 @@ pytestmark = pytest.mark.django_db
 # The dashboard's URL names, by what a GET may do there.
 ACTIONS = {  # POST only
     "runs_bulk", "run_retry", "run_cancel", "schedules_bulk", "schedule_toggle",
-    "schedule_run", "schedule_reset", "token_revoke",
+    "schedule_run", "schedule_reset", "token_revoke", "alert_channel_rotate_secret",
+    "alert_channel_test",
 }  # fmt: skip
 FORMS = {  # GET shows the form or asks to confirm; POST acts
     "launch", "runs_retry_failed", "schedule_new", "schedule_edit", "schedule_delete", "tokens",
+    "alert_rule_new", "alert_rule_edit", "alert_rule_delete", "alert_channel_new",
+    "alert_channel_edit", "alert_channel_delete",
 }  # fmt: skip
 READS = {
     "overview", "jobs", "runs", "run", "run_artifact", "schedules", "schedule",
-    "schedule_preview", "schedule_params", "workers", "workers_panel", "audit",
+    "schedule_preview", "schedule_params", "workers", "workers_panel", "audit", "alerts",
 }  # fmt: skip
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -85,9 +98,13 @@ def world() -> dict[str, Any]:
         actor=Actor(user=boss),
     )  # fmt: skip
     token, raw = issue_token(boss, "csrf")
+    channel = AlertChannel.objects.create(
+        name="csrf channel", kind=AlertChannelKind.EMAIL, email_to="ops@example.com"
+    )
+    rule = AlertRule.objects.create(name="csrf rule", kind=AlertRuleKind.RUN_FAILED)
     return {
         "boss": boss, "failed": failed, "queued": queued, "schedule": schedule,
-        "token": token, "raw_token": raw,
+        "token": token, "raw_token": raw, "channel": channel, "rule": rule,
     }  # fmt: skip
 
 
@@ -104,6 +121,11 @@ def url_of(name: str, world: dict[str, Any]) -> str:
     for schedule_page in ("schedule", "schedule_edit", "schedule_toggle", "schedule_run",
                           "schedule_delete", "schedule_reset"):  # fmt: skip
         args[schedule_page] = [world["schedule"].pk]
+    for rule_page in ("alert_rule_edit", "alert_rule_delete"):
+        args[rule_page] = [world["rule"].pk]
+    for channel_page in ("alert_channel_edit", "alert_channel_delete",
+                         "alert_channel_rotate_secret", "alert_channel_test"):  # fmt: skip
+        args[channel_page] = [world["channel"].pk]
     return reverse(f"tasks_app:{name}", args=args.get(name, []))
 
 
@@ -113,6 +135,9 @@ def state() -> tuple[Any, ...]:
         sorted(Run.objects.values_list("task_id", "state", "cancel_requested_at")),
         sorted(PeriodicTask.objects.values_list("pk", "name", "enabled", "description", "kwargs")),
         sorted(ApiToken.objects.values_list("pk", "revoked_at")),
+        sorted(AlertRule.objects.values_list("pk", "name", "enabled", "updated_at")),
+        sorted(AlertChannel.objects.values_list("pk", "name", "secret", "updated_at")),
+        AlertDelivery.objects.count(),
         AuditEntry.objects.count(),
     )
 
