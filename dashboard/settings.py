@@ -296,7 +296,15 @@ TASKDECK_ALERT_RETRY_BASE_SECONDS = float(env_str("TASKDECK_ALERT_RETRY_BASE_SEC
 # token or as the password of HTTP basic auth.
 TASKDECK_METRICS_TOKEN = env_str("TASKDECK_METRICS_TOKEN", "")
 # The stats rollup counts runs that finished at least this many seconds ago, so a run whose
-# final write is still committing is not skipped.
-TASKDECK_ROLLUP_LAG_SECONDS = float(env_str("TASKDECK_ROLLUP_LAG_SECONDS", "5"))
+# final write is still committing, or whose worker's clock is a little behind, is not skipped
+# (worker clocks must be kept in sync anyway: the reaper compares their heartbeats with its own).
+TASKDECK_ROLLUP_LAG_SECONDS = float(env_str("TASKDECK_ROLLUP_LAG_SECONDS", "30"))
+# Webhooks may only reach public addresses unless this is on (checked after the name lookup,
+# and the connection goes to the checked address): a webhook URL must not become a way to
+# probe the internal network or a cloud metadata service. Turn it on for a receiver inside
+# your own network (the test suite does, for its local receiver).
+TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool(
+    "TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE", default=False
+)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "taskdeck@localhost")
