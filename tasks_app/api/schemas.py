@@ -131,8 +131,9 @@ class ProgressOut(Schema):
 
 
 class RunSummaryOut(Schema):
-    id: int
-    task_id: str
+    # A run is named by its task id everywhere (paths, retry_of, root, retried_by, bulk
+    # retries): the ledger's integer key is not part of the API.
+    task_id: str = Field(description="The run's id: `GET runs/{task_id}`.")
     job: str
     state: StateName
     source: SourceName
@@ -318,7 +319,6 @@ class StatsOut(Schema):
 
 def run_summary(run: Run) -> dict[str, Any]:
     return {
-        "id": run.pk,
         "task_id": run.task_id,
         "job": run.job_name,
         "state": run.state,

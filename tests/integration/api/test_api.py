@@ -306,6 +306,26 @@ def test_launch_queues_a_run_by_the_tokens_owner(api: Api, broker: str) -> None:
     assert "ci" in entry.actor_label
 
 
+def test_a_run_is_named_by_its_task_id_only_in_answers_paths_and_the_document(
+    api: Api, broker: str
+) -> None:
+    """Runs used to carry the ledger's integer `id` while every path took the task id
+    (`GET runs/1` was a 404): the integer is gone, the task id is the one name."""
+    launched = api.post("/runs", {"job": "demo.progress", "params": {"steps": 1}}).json()
+    listed = api.get("/runs", limit=1).json()["items"][0]
+    run = Run.objects.get(task_id=launched["task_id"])
+
+    assert "id" not in launched
+    assert "id" not in listed
+    assert listed["task_id"] == launched["task_id"]
+    assert api.get(f"/runs/{launched['task_id']}").json()["task_id"] == run.task_id
+    assert api.get(f"/runs/{run.pk}").status_code == 404
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    assert "id" not in schemas["RunSummaryOut"]["properties"]
+    assert "id" not in schemas["RunOut"]["properties"]
+    assert "task_id" in schemas["RunOut"]["required"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
