@@ -31,7 +31,21 @@ from tasks_app.jobs import registry
 from tasks_app.jobs.context import JobContext
 from tasks_app.jobs.params import Param
 from tasks_app.jobs.registry import job
-from tasks_app.models import AuditEntry, Run, RunSource, RunState
+from tasks_app.models import (
+    Alert,
+    AlertChannel,
+    AlertChannelKind,
+    AlertDelivery,
+    AlertEvent,
+    AlertMessage,
+    AlertRule,
+    AlertRuleKind,
+    AuditEntry,
+    DeliveryState,
+    Run,
+    RunSource,
+    RunState,
+)
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
@@ -228,3 +242,65 @@ def test_the_api_docs_show_a_hostile_answer_as_text(
     answer = operation.locator(".live-responses-table")
     expect(answer).to_contain_text("onerror=", timeout=20_000)
     assert_inert(page, dialogs, "the API docs after a call", shown=False)
+
+
+# Rule and channel names hold at most 100 characters: the attribute and text break-outs only.
+HOSTILE_NAME = '"\'><img src=x onerror="__xss=\'img\';alert(1)"><svg onload="confirm(3)"></svg>'
+
+
+def hostile_alerts(run: Run) -> tuple[AlertRule, AlertChannel]:
+    """A rule, a channel, a firing alert about the hostile run, and a failed delivery whose
+    error, subject and channel name are hostile."""
+    assert len(HOSTILE_NAME) <= 100
+    channel = AlertChannel.objects.create(
+        name=HOSTILE_NAME, kind=AlertChannelKind.WEBHOOK, url="https://hooks.example.com/h",
+        secret="s" * 32,
+    )  # fmt: skip
+    rule = AlertRule.objects.create(
+        name=HOSTILE_NAME, kind=AlertRuleKind.SCHEDULE_FAILING, schedule_name=HOSTILE
+    )
+    rule.channels.add(channel)
+    message = AlertMessage.objects.create(
+        rule=rule, event=AlertEvent.FIRED, subject=HOSTILE, payload={"subject": HOSTILE}
+    )
+    Alert.objects.create(
+        rule=rule, key=f"streak:{HOSTILE}:{run.task_id}", run=run, job_name=run.job_name,
+        schedule_name=HOSTILE, summary=HOSTILE, details={"error": HOSTILE},
+        fired_message=message,
+    )  # fmt: skip
+    AlertDelivery.objects.create(
+        message=message, channel=channel, channel_name=HOSTILE_NAME,
+        state=DeliveryState.FAILED, attempts=5, response_status=500, last_error=HOSTILE,
+    )  # fmt: skip
+    return rule, channel
+
+
+def test_hostile_alert_rules_channels_and_deliveries_never_run(
+    raw_page: tuple[Page, list[str]], boss: User, broker: str
+) -> None:
+    page, dialogs = raw_page
+    _, run = hostile_world(boss)
+    rule, channel = hostile_alerts(run)
+    log_in(page, boss.username, PASSWORD)
+
+    pages = {
+        "the alerts page": "/alerts/",
+        "the rule editor": f"/alerts/rules/{rule.pk}/edit/",
+        "the channel editor": f"/alerts/channels/{channel.pk}/edit/",
+        "the rule's delete confirmation": f"/alerts/rules/{rule.pk}/delete/",
+        "the AlertRule changelist": "/admin/tasks_app/alertrule/",
+        "the AlertRule form": f"/admin/tasks_app/alertrule/{rule.pk}/change/",
+        "the AlertChannel changelist": "/admin/tasks_app/alertchannel/",
+        "the Alert changelist": "/admin/tasks_app/alert/",
+        "the AlertDelivery changelist": "/admin/tasks_app/alertdelivery/",
+    }
+    in_fields = {"the rule editor", "the channel editor", "the AlertRule form"}
+    for where, url in pages.items():
+        response = page.goto(url)
+        assert response is not None, where
+        assert response.status == 200, (where, response.status)
+        assert_inert(page, dialogs, where, shown=where not in in_fields)
+
+    page.goto(f"/alerts/rules/{rule.pk}/edit/")
+    expect(page.get_by_label("Name")).to_have_value(HOSTILE_NAME)
+    assert_inert(page, dialogs, "the rule editor", shown=False)
