@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from django.db.models import Exists, OuterRef, Q
 
 from ..models import FINAL_STATES, QUEUED_STATES, Alert, AlertRule, AlertRuleKind, Run
+from .access import Access
 from .firing import NEW_PER_PASS, duration, fire, matching_runs, resolve, run_candidate
 
 FIELDS = (
@@ -20,7 +21,7 @@ FIELDS = (
 )  # fmt: skip
 
 
-def fire_late(rule: AlertRule, now: datetime) -> int:
+def fire_late(rule: AlertRule, now: datetime, access: Access) -> int:
     """Alert on every run of the rule's job past the deadline (at most NEW_PER_PASS)."""
     if rule.threshold_seconds is None:
         return 0  # refused by the rule's form; nothing to measure against
@@ -35,7 +36,8 @@ def fire_late(rule: AlertRule, now: datetime) -> int:
     else:
         late = Run.objects.running().filter(started_at__lt=deadline)
         order = "started_at"
-    runs = matching_runs(rule, late).exclude(Exists(alerted)).only(*FIELDS).order_by(order, "id")
+    runs = matching_runs(rule, late, access).exclude(Exists(alerted)).only(*FIELDS)
+    runs = runs.order_by(order, "id")
     return fire(
         rule, (run_candidate(run, _summary(rule, run, limit)) for run in runs[:NEW_PER_PASS]), now
     )

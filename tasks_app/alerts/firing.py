@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from ..models import Alert, AlertRule, Run, RunState
+from .access import Access
 from .messages import first_line
 
 # At most this many new alerts per rule per pass (the rest fire in the next pass).
@@ -88,19 +89,25 @@ def run_candidate(run: Run, summary: str, *, key: str | None = None) -> Candidat
     )
 
 
-def matching_runs(rule: AlertRule, runs: QuerySet[Run]) -> QuerySet[Run]:
-    """The runs the rule's job and schedule filters take (empty filters take any)."""
+def matching_runs(rule: AlertRule, runs: QuerySet[Run], access: Access) -> QuerySet[Run]:
+    """The runs the rule's job and schedule filters take (empty filters take any), less those
+    of jobs its creator may not read."""
     if rule.job_name:
         runs = runs.filter(job_name=rule.job_name)
     if rule.schedule_name:
         runs = runs.filter(schedule_name=rule.schedule_name)
+    hidden = access.hidden_jobs(rule)
+    if hidden:
+        runs = runs.exclude(job_name__in=sorted(hidden))
     return runs
 
 
-def matches(rule: AlertRule, run: Run) -> bool:
+def matches(rule: AlertRule, run: Run, access: Access) -> bool:
     """`matching_runs` for one run in hand."""
-    return (not rule.job_name or run.job_name == rule.job_name) and (
-        not rule.schedule_name or run.schedule_name == rule.schedule_name
+    return (
+        (not rule.job_name or run.job_name == rule.job_name)
+        and (not rule.schedule_name or run.schedule_name == rule.schedule_name)
+        and access.may_cover(rule, run.job_name)
     )
 
 

@@ -81,9 +81,9 @@ def fire_missed(rule: AlertRule, now: datetime) -> int:
 def resolve_fired(rule: AlertRule, now: datetime) -> int:
     """Resolve the rule's open alerts whose schedule has run since (or is paused or gone)."""
     open_alerts = list(
-        Alert.objects.filter(rule=rule, resolved_at__isnull=True).values_list(
-            "id", "schedule_name", "details"
-        )[:OPEN_CHECKED]
+        Alert.objects.filter(rule=rule, resolved_at__isnull=True)
+        .order_by("fired_at", "id")  # oldest first: a backlog of new ones never hides them
+        .values_list("id", "schedule_name", "details")[:OPEN_CHECKED]
     )
     if not open_alerts:
         return 0

@@ -142,8 +142,9 @@ class LedgerBackend(DatabaseBackend):
                         cursor.execute(_task_result_upsert_sql(started, from_moved=False), params)
         if moved and started:
             start_outcomes.record(task_id, lifecycle.StartOutcome.STARTED)
-        elif moved and event is RunState.FAILURE:
-            alerts.on_run_final(task_id, event)  # the ORM path's mark_finished does the same
+        elif moved and event in {RunState.FAILURE, RunState.SUCCESS}:
+            # The ORM path's mark_finished does the same.
+            alerts.on_run_final(task_id, event, _job_name(request))
         return moved
 
     def _task_result_values(
@@ -210,7 +211,12 @@ class LedgerBackend(DatabaseBackend):
             states.REVOKED: RunState.REVOKED,
         }.get(status)
         if final is not None:
-            moved = lifecycle.mark_finished(task_id, final, error=_error(result, traceback))
+            moved = lifecycle.mark_finished(
+                task_id,
+                final,
+                error=_error(result, traceback),
+                job_name=_job_name(request),
+            )
             return status if moved else None
         # A custom state from update_state() (e.g. "PROGRESS" with meta) on a plain task.
         meta = result if isinstance(result, dict) else {}
@@ -277,6 +283,11 @@ def _queued_from_request(task_id: str, request: Any) -> lifecycle.QueuedRun:
         schedule_name=schedule,
         queue=str(delivery.get("routing_key") or ""),
     )
+
+
+def _job_name(request: Any) -> str | None:
+    """The job the event is about (the run's job_name), if the request says."""
+    return str(getattr(request, "task", "") or "") or None
 
 
 def _error(result: Any, traceback: str | None = None) -> str:

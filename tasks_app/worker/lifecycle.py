@@ -21,7 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ..alerts import evaluate as alerts
-from ..models import ACTIVE_STATES, FAILED_STATES, FINAL_STATES, Run, RunSource, RunState
+from ..models import ACTIVE_STATES, FINAL_STATES, Run, RunSource, RunState
 
 # For each new state: the states it may replace. Final states replace any non-final one.
 ALLOWED_PREVIOUS: dict[RunState, frozenset[RunState]] = {
@@ -213,15 +213,19 @@ def mark_retry(task_id: str, *, retries: int, error: str) -> bool:
     return _transition(task_id, RunState.RETRY, retries, error=error[:ERROR_CHARS_KEPT])
 
 
-def mark_finished(task_id: str, state: RunState, *, error: str = "") -> bool:
-    """Move to a final state (SUCCESS, FAILURE, REVOKED, LOST) unless already final. A run that
-    failed or was lost goes to the alert rules (once the caller's transaction commits)."""
+def mark_finished(
+    task_id: str, state: RunState, *, error: str = "", job_name: str | None = None
+) -> bool:
+    """Move to a final state (SUCCESS, FAILURE, REVOKED, LOST) unless already final. The alert
+    rules hear of it (once the caller's transaction commits): a failure or a lost run may fire,
+    a success may resolve; `job_name`, if the caller knows it, lets a success with nothing to
+    resolve skip every query."""
     assert state in FINAL_STATES
     moved = _transition(
         task_id, state, 0, finished_at=timezone.now(), error=error[:ERROR_CHARS_KEPT]
     )
-    if moved and state in FAILED_STATES:
-        alerts.on_run_final(task_id, state)
+    if moved:
+        alerts.on_run_final(task_id, state, job_name)
     return moved
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import partial
@@ -17,26 +17,41 @@ from typing import Any
 
 import pytest
 from celery.utils import uuid
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from tasks_app.alerts import evaluate
+from tasks_app.alerts import evaluate, failures
 from tasks_app.alerts.missed import due_time
+from tasks_app.alerts.open_failures import open_failures
 from tasks_app.models import (
     Alert,
     AlertEvent,
     AlertMessage,
     AlertRule,
     AlertRuleKind,
+    RollupMark,
     Run,
     RunSource,
     RunState,
 )
 from tasks_app.worker import lifecycle, reaper
+from tests.support.ledger import make_run
 
 Capture = Callable[..., AbstractContextManager[list[Callable[[], Any]]]]
+SEND_EMAIL = "taskdeck.send_email"  # needs tasks_app.send_email besides reading runs
+CLEANUP = "taskdeck.cleanup"  # needs tasks_app.run_cleanup
+
+
+@pytest.fixture(autouse=True)
+def no_cached_failures() -> Iterator[None]:
+    """Each test starts with this process's cache of failing jobs unread, as a new worker."""
+    open_failures.forget()
+    yield
+    open_failures.forget()
 
 
 @pytest.fixture
@@ -131,16 +146,34 @@ def test_a_failed_run_fires_one_alert_and_one_message_at_once_without_its_parame
     assert len(fired_messages(failing)) == 1
 
 
-def test_the_hook_costs_one_query_without_failure_rules_and_none_for_other_states(
+def test_the_hook_costs_one_query_without_failure_rules_and_none_for_a_success_in_vain(
     db: None, hooks: Callable[[], Any], django_assert_num_queries: Any
 ) -> None:
     rule(AlertRuleKind.QUEUED_TOO_LONG, threshold_seconds=60)
     rule(AlertRuleKind.RUN_FAILED, name="off", enabled=False)
 
-    with django_assert_num_queries(0), hooks():
-        evaluate.on_run_final("some-task", RunState.SUCCESS)
     with django_assert_num_queries(1), hooks():
         evaluate.on_run_final("some-task", RunState.FAILURE)
+    # The process's first success reads which jobs have failure alerts open (none)...
+    with django_assert_num_queries(1), hooks():
+        evaluate.on_run_final("some-task", RunState.SUCCESS, "demo.flaky")
+    # ... and while that is fresh, successes and other final states cost nothing.
+    with django_assert_num_queries(0), hooks():
+        evaluate.on_run_final("other-task", RunState.SUCCESS, "demo.flaky")
+        evaluate.on_run_final("other-task", RunState.SUCCESS)
+        evaluate.on_run_final("other-task", RunState.REVOKED)
+
+
+def test_a_success_of_another_job_costs_no_query_while_the_cache_is_fresh(
+    db: None, hooks: Callable[[], Any], django_assert_num_queries: Any
+) -> None:
+    rule(AlertRuleKind.RUN_FAILED)
+    fail(hooks, "demo.progress")
+    assert open_failures.jobs() == {"demo.progress"}  # read as a worker's earlier success did
+
+    with django_assert_num_queries(0), hooks():
+        evaluate.on_run_final("unrelated", RunState.SUCCESS, "demo.flaky")
+    assert Alert.objects.filter(resolved_at__isnull=True).count() == 1
 
 
 def test_a_rule_with_a_job_name_only_takes_that_job(db: None, hooks: Callable[[], Any]) -> None:
@@ -448,3 +481,163 @@ def test_two_hooks_at_once_for_one_failed_run_fire_one_alert() -> None:
         assert Alert.objects.filter(rule=failing, run=run).count() == 1
     # Unthrottled, yet still one message per alert: the hooks raced for the same alert.
     assert [m.alert_count for m in fired_messages(failing)] == [1, 1, 1]
+
+
+def test_a_success_resolves_its_jobs_and_schedules_failure_alerts_at_once(
+    db: None, hooks: Callable[[], Any]
+) -> None:
+    failing = rule(AlertRuleKind.RUN_FAILED, throttle_minutes=0)
+    streaks = rule(AlertRuleKind.SCHEDULE_FAILING, name="streaks", threshold_count=1)
+    earlier = queued()  # queued before the failure: its success says nothing about it
+    failed = fail(hooks, schedule="nightly")
+    other = fail(hooks, "demo.progress")
+    open_alerts = Alert.objects.filter(resolved_at__isnull=True)
+    assert open_alerts.count() == 3
+
+    with hooks():
+        finish(earlier, RunState.SUCCESS)
+    assert open_alerts.count() == 3
+
+    with hooks():
+        finish(queued(schedule="nightly"), RunState.SUCCESS)
+
+    assert list(open_alerts.values_list("run_id", flat=True)) == [other.pk]
+    for r in (failing, streaks):
+        [message] = resolved_messages(r)
+        assert [e["task_id"] for e in message.payload["alerts"]] == [failed.task_id]
+    assert not RollupMark.objects.exists()  # no periodic pass did it
+
+
+def test_a_rule_for_any_job_covers_only_the_jobs_its_creator_may_read(
+    db: None, hooks: Callable[[], Any], django_user_model: Any
+) -> None:
+    plain = django_user_model.objects.create_user("plain", is_staff=True)
+    mailer = django_user_model.objects.create_user("mailer", is_staff=True)
+    mailer.user_permissions.add(Permission.objects.get(codename="send_email"))
+    boss = django_user_model.objects.create_user("boss", is_staff=True, is_superuser=True)
+    gone = django_user_model.objects.create_user("gone", is_staff=True, is_superuser=True)
+    gone.is_active = False
+    gone.save()
+    rules = {
+        "plain": rule(AlertRuleKind.RUN_FAILED, "plain", created_by=plain),
+        "mailer": rule(AlertRuleKind.RUN_FAILED, "mailer", created_by=mailer),
+        "boss": rule(AlertRuleKind.RUN_FAILED, "boss", created_by=boss),
+        "inactive": rule(AlertRuleKind.RUN_FAILED, "inactive", created_by=gone),
+        "nobody": rule(AlertRuleKind.RUN_FAILED, "nobody"),
+        # Naming its job, checked when it was saved: covers it whoever saved it.
+        "named": rule(AlertRuleKind.RUN_FAILED, "named", job_name=SEND_EMAIL, created_by=plain),
+        "streak": rule(AlertRuleKind.SCHEDULE_FAILING, "streak", threshold_count=1,
+                       created_by=plain),
+        "slow": rule(AlertRuleKind.RUNNING_TOO_LONG, "slow", threshold_seconds=60,
+                     created_by=plain),
+    }  # fmt: skip
+
+    fail(hooks, SEND_EMAIL, schedule="mail")
+    fail(hooks, CLEANUP)
+    fail(hooks, "demo.flaky", schedule="flaky")
+    missed = queued(SEND_EMAIL)  # failed behind the hook's back: the periodic pass's turn
+    Run.objects.filter(pk=missed.pk).update(
+        state=RunState.FAILURE, finished_at=timezone.now(), error="SMTPError: secret relay"
+    )
+    hour_ago = timezone.now() - timedelta(hours=1)
+    for job in (SEND_EMAIL, "demo.progress"):
+        Run.objects.filter(pk=queued(job).pk).update(state=RunState.STARTED, started_at=hour_ago)
+    evaluate.evaluate_all()
+
+    def covered(name: str) -> set[str]:
+        return set(Alert.objects.filter(rule=rules[name]).values_list("job_name", flat=True))
+
+    everything = {SEND_EMAIL, CLEANUP, "demo.flaky"}
+    assert covered("plain") == {"demo.flaky"}
+    assert covered("mailer") == {"demo.flaky", SEND_EMAIL}
+    assert covered("boss") == everything
+    assert covered("inactive") == {"demo.flaky"}
+    assert covered("nobody") == {"demo.flaky"}
+    assert covered("named") == {SEND_EMAIL}
+    assert covered("streak") == {"demo.flaky"}
+    assert covered("slow") == {"demo.progress"}
+    assert Alert.objects.filter(rule=rules["boss"], run=missed).exists()
+    for name in ("plain", "nobody", "streak"):
+        sent = json.dumps([m.payload for m in AlertMessage.objects.filter(rule=rules[name])])
+        assert SEND_EMAIL not in sent
+        assert "secret relay" not in sent
+
+
+def test_the_creators_permissions_are_read_once_per_pass(db: None, django_user_model: Any) -> None:
+    plain = django_user_model.objects.create_user("plain", is_staff=True)
+    for n in range(5):
+        rule(AlertRuleKind.RUN_FAILED, f"rule {n}", created_by=plain)
+    evaluate.evaluate_all()  # warm: nothing to fire, so the count below is the rules' own work
+    with CaptureQueriesContext(connection) as captured:
+        evaluate.evaluate_all()
+    permission_reads = [q for q in captured if "auth_permission" in q["sql"]]
+    assert 1 <= len(permission_reads) <= 2  # the user's and their groups' permissions, once
+
+
+def test_every_pass_records_when_it_ran(db: None) -> None:
+    rule(AlertRuleKind.QUEUED_TOO_LONG, threshold_seconds=60)
+    before = timezone.now()
+    evaluate.evaluate_all()
+    first = RollupMark.objects.get(name="alerts_evaluated").upto
+    evaluate.evaluate_all(timezone.now() + timedelta(hours=1))  # as of any time: it records now
+    [mark] = RollupMark.objects.filter(name="alerts_evaluated")
+    assert before <= first <= mark.upto <= timezone.now()
+
+
+def test_old_open_alerts_resolve_however_many_newer_ones_stay_open(db: None) -> None:
+    failing = rule(AlertRuleKind.RUN_FAILED)
+    start = timezone.now() - timedelta(days=2)
+    oldest = make_run(job_name="demo.flaky", queued_at=start)
+    # More open alerts than a pass ever looked at before, all newer, of a job that keeps failing.
+    newer = Run.objects.bulk_create(
+        Run(task_id=uuid(), job_name="demo.progress", state=RunState.FAILURE,
+            queued_at=start + timedelta(seconds=n + 1))
+        for n in range(1200)
+    )  # fmt: skip
+    Alert.objects.bulk_create(
+        Alert(rule=failing, key=f"run:{r.task_id}", run=r, job_name=r.job_name, summary="x",
+              fired_at=r.queued_at)
+        for r in [oldest, *newer]
+    )  # fmt: skip
+    gone = make_run(job_name="demo.flaky", queued_at=start + timedelta(minutes=1))
+    Alert.objects.create(
+        rule=failing, key=f"run:{gone.task_id}", run=gone, job_name="demo.flaky", summary="x",
+        fired_at=start + timedelta(minutes=1),
+    )  # fmt: skip
+    gone.delete()  # its alert keeps its firing time to compare with
+    make_run(RunState.SUCCESS, job_name="demo.flaky", queued_at=start + timedelta(hours=1))
+
+    with CaptureQueriesContext(connection) as captured:
+        resolved = failures.resolve_recovered(failing, timezone.now())
+
+    assert resolved == 2
+    assert not Alert.objects.filter(job_name="demo.flaky", resolved_at__isnull=True).exists()
+    assert Alert.objects.filter(resolved_at__isnull=True).count() == 1200
+    # One query for the groups, one lookup per job, one update per job recovered: not per alert.
+    assert len(captured) <= 5
+
+
+def test_the_success_lookups_use_the_runs_name_and_time_indexes(db: None) -> None:
+    """The query plan of the lookup a resolution makes, on a history big enough for the planner
+    to care: a range of the (job_name | schedule_name, -queued_at, -id) index, no scan."""
+    now = timezone.now()
+    Run.objects.bulk_create(
+        Run(task_id=uuid(), job_name=f"job-{n % 40}", schedule_name=f"schedule-{n % 40}",
+            state=RunState.SUCCESS if n % 3 else RunState.FAILURE,
+            queued_at=now - timedelta(seconds=n))
+        for n in range(20000)
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    for name, index in (
+        ({"job_name": "job-7"}, "run_job_queued_idx"),
+        ({"schedule_name": "schedule-7"}, "run_schedule_queued_idx"),
+    ):
+        with CaptureQueriesContext(connection) as captured:
+            failures.latest_success(after=now - timedelta(hours=1), **name)
+        [query] = captured
+        explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+        with connection.cursor() as cursor:
+            cursor.execute(explain + query["sql"])
+            plan = " ".join(str(row) for row in cursor.fetchall())
+        assert index in plan, plan
