@@ -1,7 +1,10 @@
 """/metrics in the Prometheus text format or OpenMetrics, from a collector that reads a few small
 rows per scrape: counters and histograms from the rolled-up totals (`JobTotals`, never the run
 ledger), active and queued runs through the state index, queue depths from the broker, online
-workers from the presence set (`worker.presence`), open alerts through their index.
+workers from the presence set (`worker.presence`) and whether a beat leads (its lock) in one
+round trip to the broker's Redis, open alerts through their index, and the marks of the rollup
+and of the alert evaluation (one query). Both passes run on beat's schedule: a stale evaluation
+or a beat_up of 0 says the periodic alert checks (missed schedules among them) have stopped.
 
 Each scrape builds its own CollectorRegistry: the global one would also publish this process's
 Python and GC metrics, which say nothing about the jobs (and differ between web workers).
@@ -16,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -28,8 +32,10 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from ..alerts.evaluate import EVALUATED_MARK
 from ..jobs.policies import QUEUES
 from ..models import QUEUED_STATES, Alert, AlertRule, JobTotals, RollupMark, Run
+from ..schedules.beat import DEFAULT_LOCK_KEY
 from ..worker import broker, presence
 from .quantiles import cumulative, merge
 from .rollup import MARK_NAME
@@ -64,9 +70,9 @@ class TaskdeckCollector(Collector):
         yield from run_totals()
         yield from active_runs(now)
         yield from broker_state()
-        yield workers_online()
+        yield from broker_redis()
         yield alerts_firing()
-        yield rollup_lag(now)
+        yield from marks(now)
 
 
 def run_totals() -> Iterator[Metric]:
@@ -169,16 +175,28 @@ def broker_state() -> Iterator[Metric]:
     yield depth
 
 
-def workers_online() -> Metric:
-    gauge = GaugeMetricFamily(
+def broker_redis() -> tuple[Metric, Metric]:
+    """Online workers and whether a beat holds the leader lock, in one round trip to the
+    broker's Redis. When it does not answer (or the broker is not Redis): no workers sample
+    (unknown, not 0; taskdeck_broker_up says why) and beat_up 0 (no beat can lead then)."""
+    online = GaugeMetricFamily(
         "taskdeck_workers_online",
         f"Workers that said they were online in the last {presence.ONLINE_WINDOW:.0f} s.",
     )
+    beat_up = GaugeMetricFamily(
+        "taskdeck_beat_up",
+        "1 if a beat holds the leader lock in the broker's Redis, else 0 (none, or no answer).",
+    )
+    lock_key = str(settings.TASKDECK_BEAT_LOCK_KEY or DEFAULT_LOCK_KEY)  # as the beat reads it
     try:
-        gauge.add_metric([], presence.online_count())
-    except Exception as error:  # Redis down: no sample (taskdeck_broker_up says why)
-        logger.warning("Metrics: cannot count online workers: %s", error)
-    return gauge
+        count, leading = presence.online_count_and_exists(lock_key)
+    except presence.UNAVAILABLE as error:
+        logger.warning("Metrics: cannot read the online workers and the beat lock: %s", error)
+        beat_up.add_metric([], 0)
+    else:
+        online.add_metric([], count)
+        beat_up.add_metric([], 1 if leading else 0)
+    return online, beat_up
 
 
 def alerts_firing() -> Metric:
@@ -201,13 +219,31 @@ def alerts_firing() -> Metric:
     return gauge
 
 
-def rollup_lag(now: datetime) -> Metric:
-    """How far behind the counters and histograms are (+Inf before the first rollup)."""
-    gauge = GaugeMetricFamily(
+def marks(now: datetime) -> tuple[Metric, Metric, Metric]:
+    """How far behind the counters and histograms are (+Inf before the first rollup), the
+    moment they count up to and the last alert evaluation, as Unix times (0: never)."""
+    lag = GaugeMetricFamily(
         "taskdeck_stats_rollup_lag_seconds",
         "Seconds since the last moment the run statistics count up to.",
         unit="seconds",
     )
-    upto = RollupMark.objects.filter(name=MARK_NAME).values_list("upto", flat=True).first()
-    gauge.add_metric([], (now - upto).total_seconds() if upto is not None else float("inf"))
-    return gauge
+    upto = GaugeMetricFamily(
+        "taskdeck_stats_rollup_upto_timestamp_seconds",
+        "Unix time the run statistics count up to (the last rollup, less the rollup lag "
+        "setting); 0 before the first rollup.",
+        unit="seconds",
+    )
+    evaluated = GaugeMetricFamily(
+        "taskdeck_alerts_last_evaluation_timestamp_seconds",
+        "Unix time of the last evaluation of the alert rules; 0 if they were never evaluated.",
+        unit="seconds",
+    )
+    stored = dict(
+        RollupMark.objects.filter(name__in=[MARK_NAME, EVALUATED_MARK]).values_list("name", "upto")
+    )
+    counted = stored.get(MARK_NAME)
+    lag.add_metric([], (now - counted).total_seconds() if counted is not None else float("inf"))
+    upto.add_metric([], counted.timestamp() if counted is not None else 0.0)
+    last = stored.get(EVALUATED_MARK)
+    evaluated.add_metric([], last.timestamp() if last is not None else 0.0)
+    return lag, upto, evaluated

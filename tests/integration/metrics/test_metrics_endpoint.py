@@ -1,30 +1,38 @@
 """/metrics: off unless a token is set, then only for a scraper that sends it (bearer or basic
 auth, no session, no login redirect); Prometheus text or OpenMetrics by the Accept header; the
 values parsed back with prometheus_client's own parsers match the ledger, the rolled-up stats,
-the broker (a message held in a queue), the presence set (real workers) and the open alerts."""
+the broker (a message held in a queue), the presence set (real workers), the beat leader lock,
+the open alerts and the time of the last alert evaluation; a broker that is down or is not
+Redis is reported in the values, never as an error."""
 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
+from redis.lock import Lock
 
 from dashboard.celery import app as celery_app
+from tasks_app.alerts.evaluate import EVALUATED_MARK
 from tasks_app.demo import add
 from tasks_app.metrics import rollup
-from tasks_app.models import Alert, AlertRule, AlertRuleKind, Run, RunState
+from tasks_app.models import Alert, AlertRule, AlertRuleKind, RollupMark, Run, RunState
 from tasks_app.worker import presence
 from tests.support.services import WorkerProcess, use_broker, wait_for
 
@@ -204,7 +212,11 @@ def test_values_from_the_stats_the_ledger_and_the_alerts(
     assert value(samples, "taskdeck_alerts_firing", rule="failures") == 2
     assert value(samples, "taskdeck_alerts_firing", rule="quiet") == 0
     lag = value(samples, "taskdeck_stats_rollup_lag_seconds")
-    assert 5 <= lag < 600  # the rollup counted up to now - TASKDECK_ROLLUP_LAG_SECONDS
+    # The rollup counted up to now - TASKDECK_ROLLUP_LAG_SECONDS.
+    assert settings.TASKDECK_ROLLUP_LAG_SECONDS <= lag < settings.TASKDECK_ROLLUP_LAG_SECONDS + 600
+    counted_upto = now - timedelta(seconds=settings.TASKDECK_ROLLUP_LAG_SECONDS)
+    upto = value(samples, "taskdeck_stats_rollup_upto_timestamp_seconds")
+    assert upto == pytest.approx(counted_upto.timestamp())
     assert value(samples, "taskdeck_broker_up") == 1
 
 
@@ -213,8 +225,42 @@ def test_before_the_first_rollup_and_with_no_runs(client: Client, token: str, br
     samples = scrape(client)
 
     assert math.isinf(value(samples, "taskdeck_stats_rollup_lag_seconds"))
+    assert value(samples, "taskdeck_stats_rollup_upto_timestamp_seconds") == 0
+    assert value(samples, "taskdeck_alerts_last_evaluation_timestamp_seconds") == 0
     assert not {name for name in names(samples) if name.startswith("taskdeck_runs_total")}
     assert value(samples, "taskdeck_queue_oldest_age_seconds", queue="default") == 0
+
+
+@pytest.mark.django_db
+def test_the_time_of_the_last_alert_evaluation(client: Client, token: str, broker: str) -> None:
+    evaluated = timezone.now() - timedelta(seconds=7)
+    RollupMark.objects.create(name=EVALUATED_MARK, upto=evaluated)
+
+    samples = scrape(client)
+
+    last = value(samples, "taskdeck_alerts_last_evaluation_timestamp_seconds")
+    assert last == pytest.approx(evaluated.timestamp())
+    assert math.isinf(value(samples, "taskdeck_stats_rollup_lag_seconds"))  # not the rollup's
+
+
+@pytest.mark.django_db
+def test_beat_up_while_the_leader_lock_is_held(
+    client: Client, token: str, broker_url: str, broker: str
+) -> None:
+    """The lock taken as the beat takes it (redis-py's Lock, in the broker's Redis)."""
+    key = settings.TASKDECK_BEAT_LOCK_KEY
+    lock = Lock(redis.Redis.from_url(broker_url), key, timeout=30, thread_local=False)
+    assert value(scrape(client), "taskdeck_beat_up") == 0
+
+    assert lock.acquire(blocking=False)
+    try:
+        samples = scrape(client)
+        assert value(samples, "taskdeck_beat_up") == 1
+        assert "taskdeck_workers_online" in names(samples)  # read in the same round trip
+    finally:
+        lock.release()
+
+    assert value(scrape(client), "taskdeck_beat_up") == 0
 
 
 @pytest.fixture
@@ -239,7 +285,45 @@ def test_a_broker_that_is_down_is_reported_not_an_error(
     assert value(samples, "taskdeck_broker_up") == 0
     assert not {name for name in names(samples) if name.startswith("taskdeck_queue_depth")}
     assert "taskdeck_workers_online" not in names(samples)  # unknown, not 0
+    assert value(samples, "taskdeck_beat_up") == 0
     assert value(samples, "taskdeck_queue_oldest_age_seconds", queue="default") == 0
+
+
+@pytest.fixture
+def broker_not_redis(broker_url: str) -> Iterator[None]:
+    """Celery pointed at kombu's in-memory transport (a broker with no Redis behind it)."""
+    use_broker("memory://")
+    try:
+        yield
+    finally:
+        use_broker(broker_url)
+
+
+@pytest.mark.django_db
+def test_a_broker_that_is_not_redis_leaves_the_workers_unknown(
+    client: Client, token: str, broker_not_redis: None
+) -> None:
+    samples = scrape(client)
+
+    assert value(samples, "taskdeck_broker_up") == 1  # it answers for its queues
+    assert "taskdeck_workers_online" not in names(samples)  # no presence set: unknown, not 0
+    assert value(samples, "taskdeck_beat_up") == 0  # no beat can lead without Redis
+    with pytest.raises(presence.UNAVAILABLE):
+        presence.online_count()
+
+
+def test_a_worker_on_a_broker_that_is_not_redis_does_not_announce_itself(
+    broker_not_redis: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    announcing = presence.Presence()
+    with caplog.at_level(logging.INFO, logger=presence.__name__):
+        announcing.start("not-redis@test")
+
+    assert not [t for t in threading.enumerate() if t.name == "taskdeck-presence"]
+    assert "not-redis@test does not announce itself: the broker (memory://) is not Redis" in (
+        caplog.text
+    )
+    announcing.stop()  # no error at shutdown either
 
 
 # --- with real workers
@@ -249,7 +333,8 @@ def test_queue_depth_counts_a_message_held_in_a_queue(
     client: Client, token: str, worker: WorkerProcess
 ) -> None:
     """The session worker stops taking from "low" for the test, so the message stays there."""
-    replies = celery_app.control.cancel_consumer("low", reply=True, timeout=5)
+    # limit: the session worker is the only one; without it the call waits the whole timeout.
+    replies = celery_app.control.cancel_consumer("low", reply=True, timeout=5, limit=1)
     assert replies, "the worker did not answer cancel_consumer"
     try:
         before = value(scrape(client), "taskdeck_queue_depth", queue="low")
@@ -264,7 +349,7 @@ def test_queue_depth_counts_a_message_held_in_a_queue(
     finally:
         with celery_app.connection_for_write() as conn:
             conn.default_channel.queue_purge("low")  # type: ignore[attr-defined]  # Redis channel
-        celery_app.control.add_consumer("low", reply=True, timeout=5)
+        celery_app.control.add_consumer("low", reply=True, timeout=5, limit=1)
 
 
 @pytest.mark.processes
