@@ -25,6 +25,17 @@ def fast_password_hashing() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def local_webhooks() -> Iterator[None]:
+    """Webhooks may reach the suite's receiver on 127.0.0.1 (a test about refusing private
+    addresses turns this off), and retry after half a second, not 10 s. The session worker
+    gets the same settings (tests.support.services.child_env)."""
+    with override_settings(
+        TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE=True, TASKDECK_ALERT_RETRY_BASE_SECONDS=0.5
+    ):
+        yield
+
+
 @pytest.fixture(scope="session")
 def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The environment's Redis (REDIS_URL, flushed: give the suite a database of its own), or

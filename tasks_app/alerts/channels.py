@@ -2,8 +2,10 @@
 
 Each sender returns an `Outcome` and never raises for what a receiver or mail server does; the
 caller (`delivery`) records it and decides about retries. One webhook attempt takes at most the
-channel's `timeout_seconds` in total, however the receiver behaves (hangs, trickles bytes):
-every read and write on the socket waits only until the attempt's deadline.
+channel's `timeout_seconds` in total, however the receiver or its name servers behave (hang,
+trickle bytes): the name lookup, each connection try, the TLS handshake and every write and read
+wait only until the attempt's deadline. A webhook reaches only public addresses (unless
+settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE): see `targets`.
 
 Error texts never contain the webhook URL: it may itself be a credential (Slack's are).
 """
@@ -15,6 +17,7 @@ import hmac
 import http.client
 import io
 import json
+import select
 import socket
 import ssl
 import time
@@ -27,23 +30,27 @@ from urllib.parse import urlsplit
 from django.core.mail import get_connection, send_mail
 
 from ..models import AlertChannel, AlertChannelKind, AlertMessage, WebhookFormat
+from . import targets
 
 USER_AGENT = "Taskdeck-Alerts/1"
 SIGNATURE_HEADER = "X-Taskdeck-Signature"
 # Enough of a response to show why a receiver refused; nothing more is read.
 RESPONSE_READ_LIMIT = 4096
 ERROR_EXCERPT_CHARS = 300
+# Bytes written per socket call, each call held to the attempt's deadline.
+SEND_CHUNK = 16 * 1024
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How one attempt went. `final`: a retry cannot help (the channel is gone, disabled or
-    misconfigured)."""
+    misconfigured, or its URL is refused)."""
 
     ok: bool
     status: int | None = None
     error: str = ""
     final: bool = False
+    timed_out: bool = False  # the receiver took the whole timeout (likely to do so again)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -160,35 +167,57 @@ def send_webhook(
 ) -> Outcome:
     body = webhook_body(channel, message, delivery_id=delivery_id, attempt=attempt, at=at)
     headers = webhook_headers(channel, message, body, delivery_id=delivery_id)
-    return post(channel.url, body, headers, timeout=float(channel.timeout_seconds))
+    return post(
+        channel.url,
+        body,
+        headers,
+        timeout=float(channel.timeout_seconds),
+        private_ok=targets.allow_private(),
+    )
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float) -> Outcome:
+def post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: float,
+    private_ok: bool = False,
+) -> Outcome:
     """POST `body` to `url` and read the status and at most RESPONSE_READ_LIMIT bytes, all
-    within `timeout` seconds (resolving the host name aside). Redirects are not followed
-    (http.client never does): a 3xx is a failure like any other non-2xx. Proxies from the
-    environment are not used."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return Outcome(ok=False, error="The webhook URL is not an http(s) URL.", final=True)
+    within `timeout` seconds: the name lookup, connecting, the TLS handshake, sending and
+    reading each get only what is left of it. Only public addresses are reached unless
+    `private_ok` (see `targets`), and the connection goes to the very addresses checked; the
+    Host header, TLS SNI and certificate check use the URL's host name. Redirects are not
+    followed (http.client never does): a 3xx is a failure like any other non-2xx. Proxies from
+    the environment are not used."""
+    problem = targets.url_problem(url)
+    if problem is not None:
+        return Outcome(ok=False, error=problem, final=True)
     deadline = time.monotonic() + timeout
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    connection.response_class = _response_reading_until(deadline)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        connection.connect()  # waits at most `timeout` (name resolution aside)
-        _set_timeout(connection.sock, deadline)  # sending waits at most what remains
+        addresses = targets.resolve(host, port, deadline, private_ok=private_ok)
+    except targets.Refused as refusal:
+        return Outcome(ok=False, error=str(refusal), final=True)
+    except TimeoutError:
+        return _timed_out(timeout)
+    except OSError as error:  # the name does not resolve (now): a retry may find it
+        return Outcome(ok=False, error=_describe(error))
+    connection = _PinnedConnection(host, port, addresses, deadline, tls=tls)
+    try:
+        connection.connect()
         connection.request("POST", path, body=body, headers={**headers, "Connection": "close"})
         response = connection.getresponse()
         excerpt = _read_some(response)
     except TimeoutError:
-        return Outcome(ok=False, error=f"Timed out after {timeout:g} s.")
+        return _timed_out(timeout)
+    except http.client.InvalidURL as error:  # what url_problem let through: no retry helps
+        return Outcome(ok=False, error=_describe(error), final=True)
     except (OSError, http.client.HTTPException) as error:
         return Outcome(ok=False, error=_describe(error))
     finally:
@@ -200,6 +229,101 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float) -
     return Outcome(
         ok=False, status=response.status, error=f"HTTP {response.status} ({why}){detail}"
     )
+
+
+def _timed_out(timeout: float) -> Outcome:
+    return Outcome(ok=False, error=f"Timed out after {timeout:g} s.", timed_out=True)
+
+
+class _PinnedConnection(http.client.HTTPConnection):
+    """An HTTP(S) connection to addresses looked up and checked beforehand (never a second
+    lookup of the host name), where every step waits only until `deadline` (monotonic)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        addresses: targets.Addresses,
+        deadline: float,
+        *,
+        tls: bool,
+    ) -> None:
+        # The Host header leaves out the port when it is the scheme's default.
+        self.default_port = 443 if tls else 80
+        super().__init__(host, port)
+        self.response_class = _response_reading_until(deadline)
+        self._addresses = addresses
+        self._deadline = deadline
+        self._tls = ssl.create_default_context() if tls else None
+
+    def connect(self) -> None:
+        sock = _connect_any(self._addresses, self._deadline)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:
+                sock = _tls_handshake(self._tls, sock, self.host, self._deadline)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
+
+    def send(self, data: Any) -> None:
+        """Bytes go out in pieces, each waiting only for what is left of the deadline (a
+        receiver that reads slowly cannot stretch the attempt either)."""
+        if not isinstance(data, bytes | bytearray) or self.sock is None:
+            super().send(data)
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), SEND_CHUNK):
+            _set_timeout(self.sock, self._deadline)
+            self.sock.sendall(view[start : start + SEND_CHUNK])
+
+
+def _connect_any(addresses: targets.Addresses, deadline: float) -> socket.socket:
+    """A TCP connection to the first address that answers. Each gets an even share of the time
+    left (the last one all of it), so one address that never answers leaves time for the next."""
+    error: OSError = OSError("no address to connect to")
+    for index, (family, address) in enumerate(addresses):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(remaining / (len(addresses) - index))
+            sock.connect(address)
+        except OSError as failure:  # TimeoutError included: try the next address
+            sock.close()
+            error = failure
+            continue
+        return sock
+    raise error
+
+
+def _tls_handshake(
+    context: ssl.SSLContext, sock: socket.socket, hostname: str, deadline: float
+) -> ssl.SSLSocket:
+    """The TLS handshake (SNI and certificate checked against `hostname`) within `deadline`.
+    Non-blocking with a wait for each step, so a server answering byte by byte cannot stretch
+    it: a socket timeout would restart for every read."""
+    sock.setblocking(False)
+    tls = context.wrap_socket(sock, server_hostname=hostname, do_handshake_on_connect=False)
+    waiting: tuple[list[ssl.SSLSocket], list[ssl.SSLSocket]]
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            waiting = ([tls], [])
+        except ssl.SSLWantWriteError:
+            waiting = ([], [tls])
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        readable, writable, _ = select.select(*waiting, [], remaining)
+        if not readable and not writable:
+            raise TimeoutError
+    _set_timeout(tls, deadline)
+    return tls
 
 
 class _DeadlineReader(io.RawIOBase):

@@ -2,8 +2,11 @@
 
 `WebhookReceiver` is a `ThreadingHTTPServer` on 127.0.0.1 (a free port) served from a thread. It
 records every request as it arrives (before any delay, so a hanging receiver still shows what it
-got), answers with the statuses it is told to (then 200), and can hang (`delay_seconds`) or
-trickle its body one byte at a time (`trickle_seconds`) to test a sender's deadline.
+got), answers with the statuses it is told to (then 200), and can hang (`delay_seconds`, until
+the sender hangs up) or trickle its body one byte at a time (`trickle_seconds`) to test a
+sender's deadline. `peak_open` counts the most requests it had open at once (senders still
+waiting for an answer): how many attempts overlapped. Given an `ssl.SSLContext` it serves HTTPS
+and records the server names (SNI) clients asked for.
 
     with WebhookReceiver() as receiver:
         receiver.respond_with(500, 500)  # the next two requests get 500, later ones 200
@@ -13,7 +16,11 @@ trickle its body one byte at a time (`trickle_seconds`) to test a sender's deadl
 
 from __future__ import annotations
 
+import select
+import socket
+import ssl
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +38,7 @@ class ReceivedRequest:
     headers: dict[str, str]  # names lower-cased
     body: bytes
     status: int  # the status the receiver answered (or was about to, if it hung)
+    received_at: float = 0.0  # time.monotonic() on arrival: for ordering, not for durations
 
 
 class _Server(ThreadingHTTPServer):
@@ -56,9 +64,17 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
-        status = receiver._record(self.command, self.path, headers, body)
-        if receiver.delay_seconds > 0 and receiver._stopping.wait(receiver.delay_seconds):
-            return  # stopped while hanging: drop the connection unanswered
+        status = receiver._record(self.command, self.path, headers, body, self.connection)
+        try:
+            self._answer(receiver, status)
+        finally:
+            receiver._answered(self.connection)
+
+    def _answer(self, receiver: WebhookReceiver, status: int) -> None:
+        if receiver.delay_seconds > 0 and not receiver._hang(
+            self.connection, receiver.delay_seconds
+        ):
+            return  # stopped, or the sender hung up: drop the connection unanswered
         self.send_response(status)
         if 300 <= status < 400:
             # Somewhere to go, so a sender that followed redirects would show up as a request.
@@ -88,17 +104,25 @@ class _Handler(BaseHTTPRequestHandler):
 class WebhookReceiver:
     """A real HTTP webhook target on 127.0.0.1 for the duration of a `with` block."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[ReceivedRequest] = []
-        self.delay_seconds: float = 0.0  # sleep this long before answering (a hanging receiver)
+        self.delay_seconds: float = 0.0  # wait this long before answering (a hanging receiver)
         self.trickle_seconds: float = 0.0  # answer at once, then one body byte per this long
+        self.peak_open = 0  # the most requests open at once (their senders still waiting)
+        self.server_names: list[str | None] = []  # SNI of each TLS handshake
+        self._open: set[socket.socket] = set()
         self._statuses: deque[int] = deque()
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.receiver = self
         host, port = self._server.server_address[:2]
+        self.port: int = port
         self.url = f"http://{host!s}:{port}"
+        if tls is not None:
+            tls.sni_callback = self._record_server_name
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.url = f"https://{host!s}:{port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="webhook-receiver", daemon=True
         )
@@ -133,10 +157,57 @@ class WebhookReceiver:
                 )
             return list(self.requests)
 
-    def _record(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
-        """Keeps a request and picks its status, under one lock (concurrent handlers)."""
+    def _record(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        connection: socket.socket,
+    ) -> int:
+        """Keeps a request and picks its status, under one lock (concurrent handlers). Counts it
+        open with the others whose senders have not hung up: a sender closes its connection
+        before it starts its next request, so the count is exact, not a race."""
         with self._changed:
             status = self._statuses.popleft() if self._statuses else 200
-            self.requests.append(ReceivedRequest(method, path, headers, body, status))
+            arrived = time.monotonic()
+            self.requests.append(ReceivedRequest(method, path, headers, body, status, arrived))
+            self._open = {other for other in self._open if not _hung_up(other)}
+            self._open.add(connection)
+            self.peak_open = max(self.peak_open, len(self._open))
             self._changed.notify_all()
             return status
+
+    def _answered(self, connection: socket.socket) -> None:
+        with self._changed:
+            self._open.discard(connection)
+
+    def _hang(self, connection: socket.socket, seconds: float) -> bool:
+        """Wait `seconds` before answering; False if the receiver stops or the sender hangs up
+        first (then there is no one to answer)."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stopping.is_set():
+                return False
+            readable, _, _ = select.select([connection], [], [], min(remaining, 0.1))
+            if readable and _hung_up(connection):
+                return False
+        return not self._stopping.is_set()
+
+    def _record_server_name(
+        self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, context: ssl.SSLContext
+    ) -> None:
+        with self._changed:
+            self.server_names.append(name)
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """Whether the sender closed its end (its request was read in full: anything readable now
+    is the end of the stream). Over TLS only once closed on this side: peeking reads records."""
+    if isinstance(connection, ssl.SSLSocket):
+        return connection.fileno() == -1
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):  # reset, or closed on this side already
+        return True

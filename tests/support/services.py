@@ -46,6 +46,8 @@ def child_env(broker_url: str, **extra: str) -> dict[str, str]:
         REDIS_URL=broker_url,
         PYTHONUNBUFFERED="1",
         TASKDECK_DEMO_JOBS="true",  # the suite drives the demo jobs
+        TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE="true",  # the webhook receiver is on 127.0.0.1
+        TASKDECK_ALERT_RETRY_BASE_SECONDS="0.5",  # retries within a test, not 10 s later
     )
     env.update(extra)
     return env

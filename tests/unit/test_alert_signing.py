@@ -116,3 +116,9 @@ def test_a_url_that_is_not_http_is_refused_without_a_request() -> None:
     outcome = channels.post("file:///etc/passwd", b"{}", {}, timeout=1)
     assert (outcome.ok, outcome.final) == (False, True)
     assert "http(s)" in outcome.error
+
+
+def test_a_url_with_non_ascii_characters_fails_at_once_without_a_request() -> None:
+    outcome = channels.post("https://hooks.example/bücher", b"{}", {}, timeout=1)
+    assert (outcome.ok, outcome.final) == (False, True)  # no retry can help
+    assert outcome.error.startswith("The webhook URL has non-ASCII characters")

@@ -1,6 +1,7 @@
 """Alert delivery against a real local HTTP receiver and the real database: signed webhooks,
-retries with backoff, timeouts, concurrent senders, email, test messages, and the
-`taskdeck.deliver_alerts` job on the session's real worker."""
+retries with backoff, timeouts, one pass at a time however many are started, refused private
+addresses and bad URLs, email, test messages, and the `taskdeck.deliver_alerts` job on the
+session's real worker."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.core.mail import EmailMessage
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -39,7 +40,7 @@ from tests.support.receiver import ReceivedRequest, WebhookReceiver
 from tests.support.services import WorkerProcess, wait_for
 
 SECRET = "test-channel-secret"
-NOTHING = {"sent": 0, "retrying": 0, "failed": 0, "skipped": 0}
+NOTHING = {"sent": 0, "retrying": 0, "failed": 0, "skipped": 0, "busy": 0}
 DELIVERY_FIELDS = {"delivery_id", "attempt", "sent_at"}
 
 
@@ -212,16 +213,18 @@ def test_a_500_receiver_is_retried_with_doubling_backoff_then_failed(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_passes_send_each_due_delivery_exactly_once(receiver: WebhookReceiver) -> None:
-    receiver.delay_seconds = 0.05  # each attempt stays open a moment: the passes overlap
+def test_concurrent_passes_take_turns_and_send_each_due_delivery_exactly_once(
+    receiver: WebhookReceiver,
+) -> None:
+    receiver.delay_seconds = 0.05  # each attempt stays open a moment: overlapping passes show
     rule = rule_for(webhook(receiver.url + "/a", name="a"), webhook(receiver.url + "/b", name="b"))
     ids = {d.pk for _ in range(10) for d in delivery.enqueue_message(fired_message(rule))}
     assert len(ids) == 20
 
     results = in_threads(4, delivery.deliver_due)
 
-    # (The session's worker may take part too, if a kick reached it: another sender, held to
-    # the same claims. So count at the receiver and in the database, not per pass.)
+    # (The session's worker may take part too, if a kick reached it: another pass, held to the
+    # same lock and claims. So count at the receiver and in the database, not per pass.)
     def all_sent() -> bool:
         close_old_connections()
         states = AlertDelivery.objects.filter(pk__in=ids).values_list("state", flat=True)
@@ -231,8 +234,70 @@ def test_concurrent_passes_send_each_due_delivery_exactly_once(receiver: Webhook
     delivered = [int(request.headers["x-taskdeck-delivery"]) for request in receiver.requests]
     assert sorted(delivered) == sorted(ids)  # every delivery once, none twice
     assert set(AlertDelivery.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == {1}
-    assert sum(result["sent"] for result in results) <= 20
+    assert receiver.peak_open == 1  # one attempt at a time: the passes never overlapped
+    assert len([result for result in results if result["sent"]]) <= 1
     assert sum(result["failed"] + result["retrying"] for result in results) == 0
+
+
+@pytest.mark.django_db
+def test_one_kick_per_transaction_however_many_messages_it_queues(
+    receiver: WebhookReceiver,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    rule = rule_for(webhook(receiver.url + "/a", name="a"), webhook(receiver.url + "/b", name="b"))
+    with django_capture_on_commit_callbacks() as callbacks:
+        try:
+            with transaction.atomic():  # a savepoint: its kick goes with it...
+                delivery.enqueue_message(fired_message(rule, summary="rolled back"))
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        for n in range(30):  # ...and the next message registers it again, once
+            delivery.enqueue_message(fired_message(rule, summary=f"failure {n}"))
+
+    assert callbacks == [delivery.kick]
+    assert AlertDelivery.objects.count() == 60
+
+
+def test_hanging_receivers_get_one_pass_at_a_time_and_the_rest_is_delivered(
+    worker: WorkerProcess,
+) -> None:
+    with WebhookReceiver() as hanging, WebhookReceiver() as healthy:
+        hanging.delay_seconds = 60  # until the sender gives up
+        slow = webhook(hanging.url, name="slow", timeout_seconds=1, max_attempts=1)
+        fast = webhook(healthy.url, name="fast")
+        rule = rule_for(slow, fast)
+        with transaction.atomic():  # as an evaluation pass writes its messages
+            for n in range(5):
+                delivery.enqueue_message(fired_message(rule, summary=f"failure {n}"))
+            kicks = [entry[1] for entry in connection.run_on_commit if entry[1] is delivery.kick]
+        assert len(kicks) == 1  # committed: the worker's pass starts
+
+        # Passes started on top of it (as by more kicks and the schedule) stand aside.
+        results = in_threads(4, delivery.deliver_due)
+
+        def all_final() -> bool:
+            close_old_connections()
+            return not AlertDelivery.objects.filter(state=DeliveryState.PENDING).exists()
+
+        wait_for(all_final, timeout=90)
+        assert hanging.peak_open == 1  # never two attempts at once, however many passes began
+        # Released together while a pass spends a second on the hanging receiver: they found
+        # the lock taken (at most one of them free, a pass ending meanwhile aside).
+        assert sum(result["busy"] for result in results) >= 2
+        outcomes = AlertDelivery.objects.values_list("channel_name", "state", "attempts")
+        assert sorted(set(outcomes)) == [
+            ("fast", DeliveryState.SENT, 1),
+            ("slow", DeliveryState.FAILED, 1),
+        ]
+        assert set(
+            AlertDelivery.objects.filter(channel=slow).values_list("last_error", flat=True)
+        ) == {"Timed out after 1 s."}
+        assert len(hanging.requests) == 5
+        assert len(healthy.requests) == 5
+        # The hanging channel did not hold the others up: its first timeout cost them one
+        # timeout, then the pass sent them all before trying the hanging channel again.
+        assert max(r.received_at for r in healthy.requests) < hanging.requests[1].received_at
 
 
 @pytest.mark.django_db
@@ -283,6 +348,59 @@ def test_connection_refused_is_recorded_and_retried() -> None:
     assert (pending.state, pending.attempts) == (DeliveryState.PENDING, 1)
     assert pending.response_status is None
     assert pending.last_error.startswith("ConnectionRefusedError")
+
+
+@pytest.mark.django_db
+@override_settings(TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE=False)
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_private_address_is_refused_at_once_and_never_contacted(
+    receiver: WebhookReceiver, host: str
+) -> None:
+    pending = queued(webhook(f"http://{host}:{receiver.port}/hook", max_attempts=5))
+
+    assert delivery.deliver_due() == {**NOTHING, "failed": 1}
+
+    pending.refresh_from_db()
+    assert (pending.state, pending.attempts) == (DeliveryState.FAILED, 1)  # no retries
+    assert pending.last_error == f"refused: {host} resolves to a private address"
+    assert pending.response_status is None
+    time.sleep(0.2)  # room for a (wrongly) sent request to arrive
+    assert receiver.requests == []
+
+
+@pytest.mark.django_db
+def test_the_host_header_keeps_the_name_while_the_connection_goes_to_its_checked_address(
+    receiver: WebhookReceiver,
+) -> None:
+    queued(webhook(f"http://localhost:{receiver.port}/hook"))  # private addresses allowed
+
+    assert delivery.deliver_due() == {**NOTHING, "sent": 1}
+
+    [request] = receiver.wait_for(1)
+    assert request.headers["host"] == f"localhost:{receiver.port}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://bücher.example/hook", "The webhook URL has non-ASCII characters"),
+        ("http://hooks.example/ö", "The webhook URL has non-ASCII characters"),
+        ("http://hooks.example/a b", "The webhook URL contains spaces or control characters."),
+        ("http://hooks.example:99999/", "The webhook URL is not a valid URL."),
+    ],
+)
+def test_a_url_that_cannot_be_sent_to_fails_at_once_with_a_clear_error(
+    url: str, error: str
+) -> None:
+    pending = queued(webhook(url, max_attempts=5))
+
+    assert delivery.deliver_due() == {**NOTHING, "failed": 1}
+
+    pending.refresh_from_db()
+    assert (pending.state, pending.attempts) == (DeliveryState.FAILED, 1)
+    assert pending.last_error.startswith(error)
+    assert url not in pending.last_error  # a webhook URL may be a credential
 
 
 @pytest.mark.django_db
@@ -427,8 +545,9 @@ def test_the_deliver_alerts_job_delivers_and_retries_on_the_real_worker(
     receiver.respond_with(500)  # the first attempt fails; the retry is kicked with a countdown
     test = delivery.send_test(webhook(receiver.url))  # committed: kicks the job at once
 
-    # No beat runs in the tests: both attempts come from kicks alone.
-    first, second = receiver.wait_for(2, timeout=60)
+    # No beat runs in the tests: both attempts come from kicks alone, the retry after the
+    # worker's short retry delay (TASKDECK_ALERT_RETRY_BASE_SECONDS in its environment).
+    first, second = receiver.wait_for(2, timeout=30)
 
     assert [first.status, second.status] == [500, 200]
     assert [verified(first)["attempt"], verified(second)["attempt"]] == [1, 2]
