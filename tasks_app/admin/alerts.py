@@ -19,11 +19,19 @@ from django.template.response import TemplateResponse
 
 from .. import services
 from ..models import Alert, AlertChannel, AlertChannelKind, AlertDelivery, AlertRule
-from ..selectors.alerts import channel_target, mask_url
-from ..services import Actor, ChannelDefinition, RuleDefinition
+from ..selectors.alerts import HIDDEN_SUMMARY, channel_target, mask_url
+from ..services import (
+    Actor,
+    ChannelDefinition,
+    RuleDefinition,
+    may_read_runs_of,
+    unreadable_jobs,
+)
 from ..services.alerts import MANAGE
 from .large_tables import ReadOnlyAdmin
 
+# Set on a request while the alert admin searches the alerts the viewer may not read.
+_NAMES_ONLY = "_taskdeck_alert_search_names_only"
 # Where a save leaves the secret it set, for `response_add` (the request is the one carrier
 # that lives exactly as long as the POST's answer).
 _NEW_SECRET = "_taskdeck_new_channel_secret"  # noqa: S105 - an attribute name
@@ -314,11 +322,52 @@ class AlertChannelAdmin(_ManagedAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("fired_at", "rule", "summary", "job_name", "schedule_name", "resolved_at")
+    """As on the Alerts page, an alert about a job whose runs the viewer may not read (its
+    summary may quote a run's error) is listed without its summary, a search does not look in
+    its summary, and it opens only for those with the job's permission."""
+
     list_filter = ("rule",)
     search_fields = ("summary", "job_name", "schedule_name")
     list_select_related = ("rule",)
     exclude = ("details",)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        hidden = frozenset(unreadable_jobs(_actor(request)))
+
+        @admin.display(description="Summary")
+        def shown_summary(alert: Alert) -> str:
+            return HIDDEN_SUMMARY if alert.job_name in hidden else alert.summary
+
+        return ("fired_at", "rule", shown_summary, "job_name", "schedule_name", "resolved_at")
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        if getattr(request, _NAMES_ONLY, False):
+            return ("job_name", "schedule_name")
+        return super().get_search_fields(request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """The readable alerts searched in every field; the others by job and schedule name
+        only (else the rows a search returns would confirm a guessed error text)."""
+        hidden = unreadable_jobs(_actor(request))
+        if not hidden or not search_term:
+            return super().get_search_results(request, queryset, search_term)
+        readable, duplicates = super().get_search_results(
+            request, queryset.exclude(job_name__in=hidden), search_term
+        )
+        setattr(request, _NAMES_ONLY, True)
+        try:
+            unreadable, more = super().get_search_results(
+                request, queryset.filter(job_name__in=hidden), search_term
+            )
+        finally:
+            delattr(request, _NAMES_ONLY)
+        return readable | unreadable, duplicates or more
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or may_read_runs_of(_actor(request), obj.job_name))
 
 
 @admin.register(AlertDelivery)

@@ -82,7 +82,14 @@ DEADLINE_HELP = (
 Email = Annotated[Text, Field(max_length=EMAIL_MAX)]
 Emails = Annotated[list[Email], Field(max_length=settings.TASKDECK_EMAIL_MAX_RECIPIENTS)]
 Name = Annotated[Text, Field(min_length=1, max_length=NAME_MAX)]
-Url = Annotated[Text, Field(max_length=URL_MAX, description="http:// or https:// only.")]
+Url = Annotated[
+    Text,
+    Field(
+        max_length=URL_MAX,
+        description="http:// or https:// only, to a public host: not localhost nor a loopback, "
+        "private or link-local address (unless the server allows private targets).",
+    ),
+]
 Secret = Annotated[Text, Field(min_length=SECRET_MIN, max_length=SECRET_MAX)]
 ChannelIds = Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Field(max_length=100)]
 
@@ -157,7 +164,9 @@ class ChannelIn(In):
     kind: ChannelKindName
     enabled: bool = True
     email_to: Emails = Field(default_factory=list, description="email: the addresses.")
-    url: Url | None = Field(default=None, description="webhook: http:// or https:// only.")
+    url: Url | None = Field(
+        default=None, description="webhook: http:// or https:// only, to a public host."
+    )
     secret: Secret | None = Field(
         default=None, description="webhook: the signing secret; omitted: one is generated."
     )
@@ -212,7 +221,11 @@ class RuleRefOut(Schema):
 class AlertOut(Schema):
     id: int
     rule: RuleRefOut
-    summary: str
+    summary: str = Field(description="What fired; hidden when `summary_hidden`.")
+    summary_hidden: bool = Field(
+        description="The job asks for a permission the caller lacks: its runs' errors (which "
+        "a summary may quote) are not shown."
+    )
     job: str
     schedule: str
     task_id: str | None
@@ -230,7 +243,10 @@ class DeliveryOut(Schema):
     channel_id: int | None
     channel: str
     event: EventName
-    subject: str
+    subject: str = Field(
+        description="The message's subject; hidden when it may quote an error of a job whose "
+        "runs the caller may not read."
+    )
     state: DeliveryStateName
     attempts: int
     response_status: int | None

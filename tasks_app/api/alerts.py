@@ -87,7 +87,8 @@ def alert_out(row: AlertRow) -> dict[str, Any]:
     return {
         "id": alert.pk,
         "rule": {"id": alert.rule.pk, "name": alert.rule.name, "kind": alert.rule.kind},
-        "summary": alert.summary,
+        "summary": row.summary,
+        "summary_hidden": row.hidden,
         "job": alert.job_name,
         "schedule": alert.schedule_name,
         "task_id": row.task_id or None,
@@ -151,10 +152,13 @@ def _refused(error: services.FieldErrors, what: str) -> ApiError:
 
 @router.get("/alerts", response=responses({200: AlertsOut}), summary="Firing and resolved alerts")
 def alerts(request: HttpRequest) -> dict[str, Any]:
-    """Every alert firing now (newest first, at most 200) and the 20 resolved most recently."""
+    """Every alert firing now (newest first, at most 200) and the 20 resolved most recently.
+    An alert about a job whose runs the caller may not read comes without its summary (it may
+    quote the run's error): `summary_hidden` is true."""
+    hidden = services.unreadable_jobs(actor(request))
     return {
-        "firing": [alert_out(row) for row in selectors.firing_alerts()],
-        "resolved": [alert_out(row) for row in selectors.resolved_alerts()],
+        "firing": [alert_out(row) for row in selectors.firing_alerts(unreadable_jobs=hidden)],
+        "resolved": [alert_out(row) for row in selectors.resolved_alerts(unreadable_jobs=hidden)],
     }
 
 
@@ -166,12 +170,14 @@ class DeliveryQuery(In):
     "/alerts/deliveries", response=responses({200: list[DeliveryOut]}), summary="Delivery log"
 )
 def deliveries(request: HttpRequest, query: Query[DeliveryQuery]) -> list[dict[str, Any]]:
-    """The latest deliveries of alert messages to channels, newest first (`limit`, 1 to 200)."""
+    """The latest deliveries of alert messages to channels, newest first (`limit`, 1 to 200).
+    The subject of a message about a job whose runs the caller may not read is hidden."""
     if not 1 <= query.limit <= 200:
         raise ApiError(400, "Invalid limit.", {"limit": ["Between 1 and 200."]})
+    hidden = services.unreadable_jobs(actor(request))
     return [
         delivery_out(row.delivery, row.event, row.subject)
-        for row in selectors.recent_deliveries(query.limit)
+        for row in selectors.recent_deliveries(query.limit, unreadable_jobs=hidden)
     ]
 
 

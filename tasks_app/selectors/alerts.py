@@ -1,16 +1,25 @@
 """Read queries for alerting: what fires now and what resolved lately, the rules and channels as
-the Alerts page and the API show them, and the delivery log.
+the Alerts page and the API show them, the delivery log, and whether alerts are evaluated at all.
 
 A webhook URL may itself be a credential (Slack's are), so nothing here hands out more of it
-than `mask_url` does, and a channel's secret is never read out at all."""
+than `mask_url` does, and a channel's secret is never read out at all. An alert's summary may
+hold a run's error, so of a job the viewer may not read (`unreadable_jobs`, from
+services.unreadable_jobs) the alert is listed, as the history lists its runs, but its summary
+(and the subject of a message about it) is not."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from django.db.models import Count, Q
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+from redis.exceptions import RedisError
 
 from ..models import (
     Alert,
@@ -20,13 +29,29 @@ from ..models import (
     AlertRule,
     AlertRuleKind,
     DeliveryState,
+    RollupMark,
 )
 from ..models.alerts import DEADLINE_KINDS, SCHEDULE_KINDS
+from ..schedules.beat import DEFAULT_LOCK_KEY
+from ..worker import presence
+
+logger = logging.getLogger(__name__)
 
 FIRING_LIMIT = 200
 RESOLVED_LIMIT = 20
 DELIVERY_LIMIT = 50
 ERROR_CHARS = 300
+HIDDEN_SUMMARY = "Hidden: needs this job's permission"
+# Written by alerts.evaluate.evaluate_all at the end of every pass (every 15 s, from beat).
+EVALUATED_MARK = "alerts_evaluated"
+EVALUATION_STALE = timedelta(minutes=1)
+# The delivery log refreshes itself while a delivery is due this soon (not during long backoffs).
+POLL_AHEAD = timedelta(minutes=1)
+# The columns an alert row shows: never a run's log, parameters or result.
+_ROW_COLUMNS = (
+    "id", "rule__id", "rule__name", "rule__kind", "run__id", "run__task_id", "job_name",
+    "schedule_name", "summary", "fired_at", "resolved_at",
+)  # fmt: skip
 
 
 def mask_url(url: str) -> str:
@@ -90,6 +115,8 @@ class AlertRow:
     alert: Alert
     rule_name: str
     task_id: str  # "" when the alert is not about one run
+    summary: str  # HIDDEN_SUMMARY when the viewer may not read the job's runs
+    hidden: bool = False
 
     @property
     def fired_at(self) -> datetime:
@@ -119,12 +146,22 @@ class ChannelRow:
 class DeliveryRow:
     delivery: AlertDelivery
     event: str
-    subject: str
+    subject: str  # HIDDEN_SUMMARY when it may name an error of a job the viewer may not read
     error: str  # the last error's first line, cut to ERROR_CHARS
 
     @property
     def is_pending(self) -> bool:
         return self.delivery.state == DeliveryState.PENDING
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Whether alerts are being evaluated: `last` (None: never) is the end of the latest
+    evaluate_all pass; `beat` whether a beat holds the leader lock (None: Redis did not say)."""
+
+    last: datetime | None
+    stale: bool
+    beat: bool | None
 
 
 @dataclass(frozen=True)
@@ -134,32 +171,42 @@ class AlertsPage:
     rules: list[RuleRow]
     channels: list[ChannelRow]
     deliveries: list[DeliveryRow]
+    evaluation: Evaluation
 
     @property
     def deliveries_pending(self) -> bool:
         return any(row.is_pending for row in self.deliveries)
 
 
-def _alert_rows(alerts: list[Alert]) -> list[AlertRow]:
-    return [
-        AlertRow(alert, alert.rule.name, alert.run.task_id if alert.run is not None else "")
-        for alert in alerts
-    ]
+def _alert_rows(alerts: Iterable[Alert], unreadable_jobs: Collection[str]) -> list[AlertRow]:
+    rows = []
+    for alert in alerts:
+        hidden = bool(alert.job_name) and alert.job_name in unreadable_jobs
+        task_id = alert.run.task_id if alert.run is not None else ""
+        summary = HIDDEN_SUMMARY if hidden else alert.summary
+        rows.append(AlertRow(alert, alert.rule.name, task_id, summary, hidden))
+    return rows
 
 
-def firing_alerts(limit: int = FIRING_LIMIT) -> list[AlertRow]:
+def _alerts() -> QuerySet[Alert]:
+    return Alert.objects.select_related("rule", "run").only(*_ROW_COLUMNS)
+
+
+def firing_alerts(
+    limit: int = FIRING_LIMIT, *, unreadable_jobs: Collection[str] = ()
+) -> list[AlertRow]:
     """Alerts still firing, newest first. Those of a disabled rule are left out: it is no
     longer evaluated, so they would never resolve."""
-    rows = Alert.objects.select_related("rule", "run").filter(
-        resolved_at__isnull=True, rule__enabled=True
-    )
-    return _alert_rows(list(rows.order_by("-fired_at", "-id")[:limit]))
+    rows = _alerts().filter(resolved_at__isnull=True, rule__enabled=True)
+    return _alert_rows(rows.order_by("-fired_at", "-id")[:limit], frozenset(unreadable_jobs))
 
 
-def resolved_alerts(limit: int = RESOLVED_LIMIT) -> list[AlertRow]:
+def resolved_alerts(
+    limit: int = RESOLVED_LIMIT, *, unreadable_jobs: Collection[str] = ()
+) -> list[AlertRow]:
     """The alerts resolved most recently."""
-    rows = Alert.objects.select_related("rule", "run").filter(resolved_at__isnull=False)
-    return _alert_rows(list(rows.order_by("-resolved_at", "-id")[:limit]))
+    rows = _alerts().filter(resolved_at__isnull=False)
+    return _alert_rows(rows.order_by("-resolved_at", "-id")[:limit], frozenset(unreadable_jobs))
 
 
 def rule_row(rule: AlertRule, firing: int) -> RuleRow:
@@ -208,45 +255,125 @@ def first_line(text: str, limit: int = ERROR_CHARS) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def recent_deliveries(limit: int = DELIVERY_LIMIT) -> list[DeliveryRow]:
-    """The delivery log: the latest `limit` deliveries, newest first."""
-    rows = AlertDelivery.objects.select_related("message").order_by("-created_at", "-id")
+def recent_deliveries(
+    limit: int = DELIVERY_LIMIT, *, unreadable_jobs: Collection[str] = ()
+) -> list[DeliveryRow]:
+    """The delivery log: the latest `limit` deliveries, newest first. A message's subject
+    names its alert's summary (a message about one alert), so the subject of a message about
+    an alert of `unreadable_jobs` (or sent by a rule watching one) is HIDDEN_SUMMARY."""
+    rows = list(
+        AlertDelivery.objects.select_related("message", "message__rule")
+        .defer("message__payload")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    hidden = _messages_about(rows, frozenset(unreadable_jobs))
     return [
         DeliveryRow(
             delivery=delivery,
             event=delivery.message.event,
-            subject=delivery.message.subject,
+            subject=HIDDEN_SUMMARY if delivery.message_id in hidden else delivery.message.subject,
             error=first_line(delivery.last_error),
         )
-        for delivery in rows[:limit]
+        for delivery in rows
     ]
 
 
-def alerts_page() -> AlertsPage:
+def _messages_about(rows: list[AlertDelivery], jobs: frozenset[str]) -> set[int]:
+    """The messages of `rows` that may name an alert of `jobs`: sent by a rule watching one of
+    them, or linked to such an alert as its "fired" or "resolved" message."""
+    if not jobs or not rows:
+        return set()
+    found = {
+        row.message_id
+        for row in rows
+        if row.message.rule is not None and row.message.rule.job_name in jobs
+    }
+    ids = [row.message_id for row in rows]
+    about = Alert.objects.filter(job_name__in=jobs)
+    for link in ("fired_message_id", "resolved_message_id"):
+        found.update(about.filter(**{f"{link}__in": ids}).values_list(link, flat=True))
+    return found
+
+
+def due_soon(rows: Iterable[DeliveryRow], now: datetime | None = None) -> bool:
+    """Whether a pending delivery is due within POLL_AHEAD (or is pending with no next
+    attempt set): while so, the delivery log refreshes itself."""
+    horizon = (now or timezone.now()) + POLL_AHEAD
+    return any(
+        row.is_pending
+        and (row.delivery.next_attempt_at is None or row.delivery.next_attempt_at <= horizon)
+        for row in rows
+    )
+
+
+def next_due_in(rows: Iterable[DeliveryRow], now: datetime | None = None) -> int | None:
+    """Seconds until the soonest pending delivery comes within POLL_AHEAD of being due (so the
+    log refreshes once then, instead of polling through a long backoff); None if none is
+    pending."""
+    now = now or timezone.now()
+    times = [
+        row.delivery.next_attempt_at
+        for row in rows
+        if row.is_pending and row.delivery.next_attempt_at is not None
+    ]
+    if not times:
+        return None
+    return max(1, int((min(times) - POLL_AHEAD - now).total_seconds()) + 1)
+
+
+def evaluation(now: datetime | None = None) -> Evaluation:
+    """When alerts were last evaluated, and, if not within EVALUATION_STALE, whether a beat
+    leads (the evaluator runs on beat's schedule). Never raises over Redis."""
+    now = now or timezone.now()
+    last = RollupMark.objects.filter(name=EVALUATED_MARK).values_list("upto", flat=True).first()
+    stale = last is None or now - last > EVALUATION_STALE
+    return Evaluation(last=last, stale=stale, beat=beat_leading() if stale else None)
+
+
+def beat_leading() -> bool | None:
+    """Whether a beat holds the leader lock in the broker's Redis (TaskdeckScheduler renews it
+    every few seconds and it expires when a beat dies); None when Redis cannot be asked (it is
+    down, or the broker is not Redis)."""
+    key = str(getattr(settings, "TASKDECK_BEAT_LOCK_KEY", "") or DEFAULT_LOCK_KEY)
+    try:
+        return bool(presence.client().exists(key))
+    except (RedisError, OSError, ValueError, ImproperlyConfigured) as error:
+        logger.info("Could not look for the beat leader lock: %s", error)
+        return None
+
+
+def alerts_page(*, unreadable_jobs: Collection[str] = ()) -> AlertsPage:
     return AlertsPage(
-        firing=firing_alerts(),
-        resolved=resolved_alerts(),
+        firing=firing_alerts(unreadable_jobs=unreadable_jobs),
+        resolved=resolved_alerts(unreadable_jobs=unreadable_jobs),
         rules=rule_rows(),
         channels=channel_rows(),
-        deliveries=recent_deliveries(),
+        deliveries=recent_deliveries(unreadable_jobs=unreadable_jobs),
+        evaluation=evaluation(),
     )
 
 
 __all__ = [
     "DELIVERY_LIMIT",
+    "HIDDEN_SUMMARY",
     "AlertRow",
     "AlertsPage",
     "ChannelRow",
     "DeliveryRow",
+    "Evaluation",
     "RuleRow",
     "alerts_page",
+    "beat_leading",
     "channel_rows",
     "channel_target",
+    "due_soon",
     "duration_words",
     "email_addresses",
+    "evaluation",
     "firing_alerts",
     "first_line",
     "mask_url",
+    "next_due_in",
     "recent_deliveries",
     "resolved_alerts",
     "rule_rows",

@@ -6,7 +6,9 @@ values before and after.
 
 A webhook URL may be a credential (Slack's are) and the secret signs every request, so audit
 entries hold only the URL's scheme and host and whether a secret is set. A secret is answered
-once, by the action that set it (create, or rotate), and never read out again.
+once, by the action that set it (create, or rotate), and never read out again. A webhook goes
+to public addresses only (unless settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE): "localhost" or
+a literal private address is refused on save; what a host name resolves to is checked at send.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 from django_celery_beat.models import PeriodicTask
 
-from ..alerts import delivery
+from ..alerts import delivery, targets
 from ..jobs.registry import find_job
 from ..models import (
     AlertChannel,
@@ -445,6 +447,12 @@ def _clean_url(given: str | None, channel: AlertChannel | None, errors: dict[str
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
         errors["url"] = "Give an http:// or https:// URL, e.g. https://hooks.example.com/taskdeck."
+        return ""
+    # "localhost" or a literal address that is not public (unless the setting allows private
+    # ones): refused now, clearly; a host name is checked at every attempt (`targets.resolve`).
+    problem = targets.target_problem(url)
+    if problem is not None:
+        errors["url"] = problem
         return ""
     return url
 

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from .. import selectors, services
 from ..forms.alerts import AlertChannelForm, AlertRuleForm, add_service_errors
 from ..models import AlertChannel, AlertChannelKind, AlertRule
+from ..selectors.alerts import DeliveryRow, due_soon, next_due_in
 from ..services.alerts import MANAGE
 from ..types import HtmxHttpRequest
 from .common import actor_for
@@ -26,18 +27,25 @@ NEED_PERMISSION = "You need the permission to manage alerts (tasks_app.manage_al
 
 @require_safe
 def alerts(request: HtmxHttpRequest) -> HttpResponse:
-    """The whole page, or (htmx) the delivery log, which polls while a delivery is pending."""
+    """The whole page, or (htmx) the delivery log. The log polls while a delivery is due
+    within a minute; during a longer backoff it refreshes once, when the next one nears. Alerts
+    about a job the viewer may not read are listed without their summary."""
+    hidden = services.unreadable_jobs(actor_for(request))
     if request.htmx and request.htmx.target == "deliveries":
-        rows = selectors.recent_deliveries()
-        context = {"deliveries": rows, "pending": any(row.is_pending for row in rows)}
-        return render(request, "tasks_app/alerts.html#deliveries", context)
-    page = selectors.alerts_page()
-    context = {
-        "page": page,
-        "deliveries": page.deliveries,
-        "pending": page.deliveries_pending,
-    }
+        rows = selectors.recent_deliveries(unreadable_jobs=hidden)
+        return render(request, "tasks_app/alerts.html#deliveries", _log_context(rows))
+    page = selectors.alerts_page(unreadable_jobs=hidden)
+    context = {"page": page, **_log_context(page.deliveries)}
     return render(request, "tasks_app/alerts.html", context)
+
+
+def _log_context(rows: list[DeliveryRow]) -> dict[str, object]:
+    polling = due_soon(rows)
+    return {
+        "deliveries": rows,
+        "polling": polling,
+        "wake_seconds": None if polling else next_due_in(rows),
+    }
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -13,8 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from tasks_app import services
-from tasks_app.models import AlertChannel, AlertRule, AuditEntry
-from tasks_app.services import Actor, ChannelDefinition
+from tasks_app.models import Alert, AlertChannel, AlertRule, AuditEntry
+from tasks_app.services import Actor, ChannelDefinition, RuleDefinition
 
 pytestmark = pytest.mark.django_db
 
@@ -192,3 +192,57 @@ def test_without_manage_alerts_the_admin_only_shows(onlooker: Client) -> None:
     channel.refresh_from_db()
     assert (channel.url, channel.secret) == (SLACK_URL, secret)
     assert not AlertRule.objects.exists()
+
+
+# --- restricted jobs and webhook targets (review 13, items 3 and 5) ---------------------------
+
+RESTRICTED = "taskdeck.cleanup"  # asks for tasks_app.run_cleanup to read its runs
+SECRET_ERROR = "cleanup-secret-5521"
+ALERT_LIST = reverse("admin:tasks_app_alert_changelist")
+
+
+def test_the_alert_list_hides_what_the_viewer_may_not_read(client: Client) -> None:
+    user = admin_user("reader", manage=False)
+    user.user_permissions.add(Permission.objects.get(codename="view_alert"))
+    client.force_login(User.objects.get(pk=user.pk))
+    rule = services.alert_rule_save(
+        RuleDefinition(name="failures", kind="run_failed"), actor=Actor(system="t")
+    )
+    hidden = Alert.objects.create(
+        rule=rule, key="run:a", job_name=RESTRICTED, summary=f"failed: {SECRET_ERROR}"
+    )
+    Alert.objects.create(rule=rule, key="run:b", job_name="demo.flaky", summary="failed: open-7")
+
+    listed = client.get(ALERT_LIST).content.decode()
+    assert SECRET_ERROR not in listed
+    assert "Hidden: needs this job&#x27;s permission" in listed
+    assert "failed: open-7" in listed
+    # A search does not look in what it may not show, but finds the alert by its job.
+    guessed = client.get(ALERT_LIST, {"q": SECRET_ERROR}).context["cl"].result_list
+    assert list(guessed) == []
+    by_job = client.get(ALERT_LIST, {"q": RESTRICTED}).context["cl"].result_list
+    assert [alert.pk for alert in by_job] == [hidden.pk]
+    assert [
+        a.summary for a in client.get(ALERT_LIST, {"q": "open-7"}).context["cl"].result_list
+    ] == ["failed: open-7"]
+    change = reverse("admin:tasks_app_alert_change", args=[hidden.pk])
+    assert client.get(change).status_code == 403
+
+    user.user_permissions.add(Permission.objects.get(codename="run_cleanup"))
+    client.force_login(User.objects.get(pk=user.pk))
+    assert SECRET_ERROR in client.get(ALERT_LIST).content.decode()
+    assert len(client.get(ALERT_LIST, {"q": SECRET_ERROR}).context["cl"].result_list) == 1
+    assert SECRET_ERROR in client.get(change).content.decode()
+
+
+def test_a_webhook_to_a_private_address_is_refused_on_the_url_field(
+    ops: Client, settings: Any
+) -> None:
+    settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = False
+
+    response = ops.post(CHANNEL_ADD, channel_form(new_url="http://127.0.0.1:6379/"))
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "not a public address" in " ".join(errors["new_url"]), errors
+    assert not AlertChannel.objects.exists()

@@ -379,3 +379,81 @@ def test_each_alert_operation_answers_a_valid_request_as_the_document_says(beare
         if path.startswith("/api/v1/alerts")
     }
     assert answered == documented
+
+
+# --- restricted jobs and webhook targets (review 13, items 3 and 5) ---------------------------
+
+RESTRICTED = "taskdeck.cleanup"  # asks for tasks_app.run_cleanup to read its runs
+SECRET_ERROR = "cleanup-secret-5521"
+
+
+def test_alerts_about_a_job_the_caller_may_not_read_come_without_their_summary(
+    viewer_api: Api, client: Client
+) -> None:
+    rule = services.alert_rule_save(
+        RuleDefinition(name="failures", kind="run_failed"), actor=Actor(system="t")
+    )
+    run = ledger.make_run(RunState.FAILURE, job_name=RESTRICTED)
+    summary = f"{RESTRICTED} failed: {SECRET_ERROR}"
+    firing = Alert.objects.create(
+        rule=rule, key=f"run:{run.task_id}", run=run, job_name=RESTRICTED, summary=summary
+    )
+    Alert.objects.create(
+        rule=rule, key="run:old", job_name=RESTRICTED, summary=summary, resolved_at=firing.fired_at
+    )
+    message = AlertMessage.objects.create(
+        rule=rule, event=AlertEvent.FIRED, subject=f"[Taskdeck] failures: {summary}"
+    )
+    Alert.objects.filter(pk=firing.pk).update(fired_message=message)
+    AlertDelivery.objects.create(message=message, channel_name="ops", state=DeliveryState.SENT)
+
+    alerts = viewer_api.get("/alerts")
+    log = viewer_api.get("/alerts/deliveries")
+
+    assert SECRET_ERROR not in alerts.content.decode()
+    assert SECRET_ERROR not in log.content.decode()
+    body = alerts.json()
+    for shown in (body["firing"][0], body["resolved"][0]):
+        assert shown["summary_hidden"] is True
+        assert shown["summary"] == "Hidden: needs this job's permission"
+        assert shown["job"] == RESTRICTED  # listed, as the runs are
+    assert body["firing"][0]["task_id"] == run.task_id
+    assert log.json()[0]["subject"] == "Hidden: needs this job's permission"
+
+    keeper = User.objects.create_user("keeper", password="x-Secret-123", is_staff=True)
+    keeper.user_permissions.add(Permission.objects.get(codename="run_cleanup"))
+    keeper_api = Api(client, issue_token(keeper, "ci")[1])
+    shown = keeper_api.get("/alerts").json()["firing"][0]
+    assert (shown["summary"], shown["summary_hidden"]) == (summary, False)
+    assert SECRET_ERROR in keeper_api.get("/alerts/deliveries").json()[0]["subject"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost/hook",
+        "http://127.0.0.1:8000/hook",
+        "https://172.16.0.5/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00::1]/hook",
+    ],
+)
+def test_a_webhook_to_a_non_public_address_is_refused(api: Api, settings: Any, url: str) -> None:
+    settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = False
+
+    assert "public" in refusal(api.send("post", "/alerts/channels", webhook_body(url=url)), "url")
+    assert not AlertChannel.objects.exists()
+
+
+def test_a_patch_cannot_point_a_webhook_at_a_private_address(api: Api, settings: Any) -> None:
+    settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    created = api.send("post", "/alerts/channels", webhook_body()).json()
+
+    patched = api.send("patch", f"/alerts/channels/{created['id']}", {"url": "http://10.0.0.8/"})
+
+    assert "not a public address" in refusal(patched, "url")
+    assert AlertChannel.objects.get().url == SLACK_URL
+    settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = True
+    allowed = api.send("patch", f"/alerts/channels/{created['id']}", {"url": "http://10.0.0.8/"})
+    assert allowed.status_code == 200, allowed.content
+    assert AlertChannel.objects.get().url == "http://10.0.0.8/"

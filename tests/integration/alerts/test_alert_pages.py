@@ -5,10 +5,14 @@ once, webhook URLs masked, the delivery log, permissions, CSRF, and hostile text
 from __future__ import annotations
 
 import json
+import re
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
@@ -16,6 +20,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tasks_app import services
+from tasks_app.alerts.evaluate import evaluate_all
 from tasks_app.models import (
     Alert,
     AlertChannel,
@@ -25,10 +30,13 @@ from tasks_app.models import (
     AlertRule,
     AuditEntry,
     DeliveryState,
+    RollupMark,
     RunState,
 )
 from tasks_app.services import Actor, ChannelDefinition, RuleDefinition
+from tasks_app.worker import presence
 from tests.support import ledger
+from tests.support.services import use_broker
 
 pytestmark = pytest.mark.django_db
 
@@ -509,3 +517,241 @@ def test_posts_need_the_csrf_token(manager_user: User) -> None:
     token = form_page.context["csrf_token"]
     created = client.post(reverse("tasks_app:alert_rule_new"), rule_post(csrfmiddlewaretoken=token))
     assert created.status_code == 302
+
+
+# --- restricted jobs (review 13, item 3) -------------------------------------------------------
+
+RESTRICTED = "taskdeck.cleanup"  # asks for tasks_app.run_cleanup to read its runs
+SECRET_ERROR = "cleanup-secret-5521"
+
+
+def restricted_alerts() -> tuple[AlertRule, Alert, Alert]:
+    """A firing and a resolved alert about runs of a restricted job, each quoting its error,
+    and the message that announced the firing one (its subject quotes the error too)."""
+    rule = services.alert_rule_save(
+        RuleDefinition(name="failures", kind="run_failed"), actor=system()
+    )
+    run = ledger.make_run(RunState.FAILURE, job_name=RESTRICTED)
+    firing = Alert.objects.create(
+        rule=rule,
+        key=f"run:{run.task_id}",
+        run=run,
+        job_name=RESTRICTED,
+        summary=f"{RESTRICTED} failed: {SECRET_ERROR}",
+    )
+    resolved = Alert.objects.create(
+        rule=rule,
+        key="run:older",
+        job_name=RESTRICTED,
+        summary=f"{RESTRICTED} failed: {SECRET_ERROR} before",
+        resolved_at=timezone.now(),
+    )
+    message = AlertMessage.objects.create(
+        rule=rule, event=AlertEvent.FIRED, subject=f"[Taskdeck] failures: {firing.summary}"
+    )
+    Alert.objects.filter(pk=firing.pk).update(fired_message=message)
+    AlertDelivery.objects.create(message=message, channel_name="ops", state=DeliveryState.SENT)
+    return rule, firing, resolved
+
+
+def test_alerts_about_a_job_the_viewer_may_not_read_are_listed_without_their_summary(
+    viewer: Client, client: Client
+) -> None:
+    _, firing, _ = restricted_alerts()
+    open_rule = services.alert_rule_save(
+        RuleDefinition(name="open", kind="run_failed"), actor=system()
+    )
+    Alert.objects.create(
+        rule=open_rule, key="run:open", job_name="demo.flaky", summary="open-err-7"
+    )
+
+    html = viewer.get(PAGE).content.decode()
+
+    assert firing.run is not None
+    assert SECRET_ERROR not in html  # not in the firing, resolved or delivery rows
+    assert html.count("Hidden: needs this job&#x27;s permission") == 3
+    assert reverse("tasks_app:run", args=[firing.run.task_id]) in html  # listed, as runs are
+    assert "open-err-7" in html  # other jobs' alerts keep their summary
+    log = viewer.get(PAGE, headers={"HX-Request": "true", "HX-Target": "deliveries"})
+    assert SECRET_ERROR not in log.content.decode()
+
+    keeper = staff("keeper", manage=False)
+    keeper.user_permissions.add(Permission.objects.get(codename="run_cleanup"))
+    client.force_login(User.objects.get(pk=keeper.pk))
+    shown = client.get(PAGE).content.decode()
+    assert shown.count(SECRET_ERROR) == 3
+    assert "Hidden: needs" not in shown
+
+
+# --- webhook targets (review 13, item 5) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8080/hook",
+        "http://127.0.0.1:9000/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+    ],
+)
+def test_a_webhook_to_a_non_public_address_is_refused_inline(
+    manager: Client, settings: Any, url: str
+) -> None:
+    settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = False
+
+    response = manager.post(reverse("tasks_app:alert_channel_new"), channel_post(url=url))
+
+    assert response.status_code == 400
+    assert "public" in error_of(response, "url")
+    assert not AlertChannel.objects.exists()
+
+
+def test_a_stored_webhook_cannot_be_pointed_at_a_private_address(
+    manager: Client, settings: Any
+) -> None:
+    settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    channel, _ = webhook()
+    edit_url = reverse("tasks_app:alert_channel_edit", args=[channel.pk])
+
+    response = manager.post(edit_url, channel_post(url="http://192.168.1.20/hook"))
+
+    assert response.status_code == 400
+    assert "not a public address" in error_of(response, "url")
+    channel.refresh_from_db()
+    assert channel.url == SLACK_URL
+
+
+def test_private_webhooks_are_allowed_when_the_setting_says_so(
+    manager: Client, settings: Any
+) -> None:
+    settings.TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE = True
+
+    response = manager.post(
+        reverse("tasks_app:alert_channel_new"), channel_post(url="http://127.0.0.1:9000/hook")
+    )
+
+    assert response.status_code == 201
+    assert AlertChannel.objects.get().url == "http://127.0.0.1:9000/hook"
+
+
+# --- is anything evaluating the rules? (review 13, item 6) ------------------------------------
+
+STALE_BANNER = 'id="evaluation-stale"'
+
+
+@pytest.fixture
+def beat_lock(broker: str, settings: Any) -> Iterator[str]:
+    """A lock key of this test's own, in the test broker's Redis (absent: no beat leads)."""
+    key = f"taskdeck:beat-leader:test-{uuid.uuid4().hex}"
+    settings.TASKDECK_BEAT_LOCK_KEY = key
+    yield key
+    redis.Redis.from_url(presence.redis_url(broker)).delete(key)
+
+
+def evaluated(ago: timedelta) -> None:
+    """Where evaluate_all leaves the end of its last pass."""
+    RollupMark.objects.update_or_create(
+        name="alerts_evaluated", defaults={"upto": timezone.now() - ago}
+    )
+
+
+def test_a_banner_says_when_alerts_were_never_evaluated_and_beat_does_not_lead(
+    viewer: Client, beat_lock: str
+) -> None:
+    html = viewer.get(PAGE).content.decode()
+
+    assert STALE_BANNER in html
+    assert "No evaluation has run yet" in html
+    assert "deadlines, missed schedules and recoveries are not being checked" in html
+    assert "No beat holds the leader lock: beat may be down" in html
+
+
+def test_a_banner_says_when_the_last_evaluation_is_old_though_beat_leads(
+    viewer: Client, beat_lock: str, broker: str
+) -> None:
+    evaluated(timedelta(minutes=5))
+    redis.Redis.from_url(presence.redis_url(broker)).set(beat_lock, "a-beat", px=60_000)
+
+    html = viewer.get(PAGE).content.decode()
+
+    assert STALE_BANNER in html
+    assert re.search(r"The last evaluation finished\s*<time[^>]*>5\xa0minutes ago</time>", html)
+    assert "Beat is running" in html
+    assert "No beat holds" not in html
+
+
+def test_the_banner_says_when_redis_cannot_tell_whether_beat_runs(
+    viewer: Client, beat_lock: str, broker: str
+) -> None:
+    evaluated(timedelta(minutes=2))
+    use_broker("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        response = viewer.get(PAGE)
+    finally:
+        use_broker(broker)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert STALE_BANNER in html
+    assert "Could not ask Redis whether beat runs" in html
+
+
+def test_no_banner_once_an_evaluation_pass_ran(viewer: Client, beat_lock: str) -> None:
+    assert STALE_BANNER in viewer.get(PAGE).content.decode()
+
+    evaluate_all()  # what beat has the worker run every 15 seconds
+
+    html = viewer.get(PAGE).content.decode()
+    assert STALE_BANNER not in html
+    assert "not being evaluated" not in html
+
+
+# --- the delivery log's polling ---------------------------------------------------------------
+
+
+def pending_delivery(due_in: timedelta) -> AlertDelivery:
+    message = AlertMessage.objects.create(event=AlertEvent.TEST, subject="test")
+    return AlertDelivery.objects.create(
+        message=message,
+        channel_name="ops",
+        attempts=3,
+        next_attempt_at=timezone.now() + due_in,
+    )
+
+
+def log_of(client: Client) -> str:
+    response = client.get(PAGE, headers={"HX-Request": "true", "HX-Target": "deliveries"})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_log_does_not_poll_through_a_long_backoff_but_wakes_when_it_nears(
+    viewer: Client,
+) -> None:
+    pending_delivery(timedelta(minutes=30))
+
+    html = log_of(viewer)
+
+    assert "every 3s" not in html
+    delay = re.search(r'hx-trigger="load delay:(\d+)s"', html)
+    assert delay is not None, html
+    assert 28 * 60 <= int(delay.group(1)) <= 30 * 60  # once, when it is a minute from due
+
+
+def test_the_log_polls_while_a_delivery_is_due_within_the_minute(viewer: Client) -> None:
+    pending_delivery(timedelta(minutes=30))
+    pending_delivery(timedelta(seconds=40))
+
+    assert 'hx-trigger="every 3s" data-poll' in log_of(viewer)
+
+
+def test_the_log_stands_still_when_nothing_is_pending(viewer: Client) -> None:
+    delivery = pending_delivery(timedelta(seconds=0))
+    AlertDelivery.objects.filter(pk=delivery.pk).update(state=DeliveryState.SENT)
+
+    html = log_of(viewer)
+
+    assert "hx-get" not in html
+    assert "hx-trigger" not in html
