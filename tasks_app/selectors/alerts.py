@@ -222,6 +222,12 @@ def rule_row(rule: AlertRule, firing: int) -> RuleRow:
     )
 
 
+def _storable(pks: list[int]) -> list[int]:
+    """Ids a primary key can hold: SQLite raises OverflowError for a larger integer in IN (...)
+    (an exact lookup is bounded by Django itself), so /alerts/rules/<huge> must be a 404."""
+    return [pk for pk in pks if 0 < pk < 2**63]
+
+
 def rule_rows(pks: list[int] | None = None) -> list[RuleRow]:
     """Every rule by name (or those of `pks`), with its channels and how many of its alerts
     fire now."""
@@ -229,7 +235,7 @@ def rule_rows(pks: list[int] | None = None) -> list[RuleRow]:
         firing=Count("alerts", filter=Q(alerts__resolved_at__isnull=True))
     )
     if pks is not None:
-        rules = rules.filter(pk__in=pks)
+        rules = rules.filter(pk__in=_storable(pks))
     return [rule_row(rule, rule.firing) for rule in rules.order_by("name")]
 
 
@@ -237,7 +243,7 @@ def channel_rows(pks: list[int] | None = None) -> list[ChannelRow]:
     """Every channel by name (or those of `pks`), its target masked."""
     channels = AlertChannel.objects.annotate(rule_count=Count("rules"))
     if pks is not None:
-        channels = channels.filter(pk__in=pks)
+        channels = channels.filter(pk__in=_storable(pks))
     return [
         ChannelRow(
             channel=channel,

@@ -457,3 +457,10 @@ def test_a_patch_cannot_point_a_webhook_at_a_private_address(api: Api, settings:
     allowed = api.send("patch", f"/alerts/channels/{created['id']}", {"url": "http://10.0.0.8/"})
     assert allowed.status_code == 200, allowed.content
     assert AlertChannel.objects.get().url == "http://10.0.0.8/"
+
+
+@pytest.mark.parametrize("path", ["/alerts/rules/{}", "/alerts/channels/{}"])
+def test_an_id_no_row_can_have_is_a_404_not_a_server_error(api: Api, path: str) -> None:
+    """Seen from the fuzzer: 154489261042441682944 overflowed SQLite's integer (a 500)."""
+    for pk in (154489261042441682944, 2**63, 0):
+        assert api.get(path.format(pk)).status_code == 404, pk
