@@ -1,4 +1,4 @@
-"""Runs: launch, history, one run, cancel, retry (one or many)."""
+"""Runs: launch (one or many), history, one run, cancel, retry (one or many)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ from .auth import actor
 from .errors import ApiError, field_errors, refuse_sealed_input, responses
 from .schemas import (
     NO_BODY,
+    BatchUnavailableOut,
     BulkRetryIn,
     BulkRetryOut,
     CancelIn,
     CancelOut,
+    RunBatchIn,
+    RunBatchOut,
     RunCreateIn,
     RunFilterIn,
     RunOut,
@@ -95,9 +98,72 @@ def launch(request: HttpRequest, body: RunCreateIn) -> Status[dict[str, Any]]:
     except services.ParamsError as error:
         raise ApiError(400, "Invalid parameters.", field_errors("params", error.errors)) from None
     except services.InvalidOptions as error:
-        errors = {f"options.{k}": [v] for k, v in error.errors.items()}
-        raise ApiError(400, "Invalid options.", errors) from None
+        raise _invalid_options(error) from None
     return Status(201, run_out(run.task_id))
+
+
+# Before "/runs/{task_id}": Django would take "batch" for a task id.
+@router.post(
+    "/runs/batch",
+    response={**responses({201: RunBatchOut}, 409), 503: BatchUnavailableOut},
+    summary="Launch a job many times",
+    description=(
+        "One run per item (its `params`), all with the same `options`, at most "
+        f"{settings.TASKDECK_BULK_LIMIT} items. All or nothing: any invalid item is a 400 "
+        "naming it (`items.3.params.steps`) and nothing is queued. A 503 lists in `queued` the "
+        "runs queued before the broker failed, if any (the first items); the others were not."
+    ),
+)
+def launch_batch(request: HttpRequest, body: RunBatchIn) -> Status[dict[str, Any]]:
+    options = services.LaunchOptions(**body.options.model_dump())
+    forged: dict[str, list[str]] = {}
+    for index, item in enumerate(body.items):
+        try:
+            refuse_sealed_input(item.params, prefix=f"items.{index}.params")
+        except ApiError as error:
+            forged.update(error.errors)
+    if forged:
+        raise ApiError(400, "Invalid parameters.", forged)
+    try:
+        runs = services.jobs_launch_many(
+            body.job,
+            [item.params for item in body.items],
+            actor=actor(request),
+            options=options,
+            source=RunSource.API,
+        )
+    except services.UnknownJob:
+        raise ApiError(400, "Unknown job.", {"job": [f"No job named {body.job}."]}) from None
+    except services.InvalidBatch as error:
+        raise ApiError(400, "Invalid items.", error.errors) from None
+    except services.InvalidOptions as error:
+        raise _invalid_options(error) from None
+    except services.PartlyQueued as error:
+        return Status(503, _unavailable([run.task_id for run in error.queued], error.unsent))
+    except services.BrokerUnavailable:
+        return Status(503, _unavailable([], len(body.items)))
+    return Status(201, {"count": len(runs), "runs": [run_summary(run) for run in runs]})
+
+
+def _invalid_options(error: services.InvalidOptions) -> ApiError:
+    return ApiError(400, "Invalid options.", {f"options.{k}": [v] for k, v in error.errors.items()})
+
+
+def _unavailable(queued: list[str], unsent: int) -> dict[str, Any]:
+    """The 503 of a batch: which runs were queued. As for one launch, the broker's own error
+    (which names its address) is not shown."""
+    if not queued:
+        return {"detail": "The broker is unavailable, so nothing was queued. Try again.",
+                "errors": {}, "queued": []}  # fmt: skip
+    total = len(queued) + unsent
+    return {
+        "detail": (
+            f"The broker failed after {len(queued)} of {total} runs were queued; "
+            f"the other {unsent} were not. Send them again."
+        ),
+        "errors": {"items": [f"Items {len(queued)} to {total - 1} were not queued."]},
+        "queued": queued,
+    }
 
 
 @router.get("/runs", response=responses({200: RunPageOut}), summary="Run history")
@@ -190,6 +256,18 @@ def cancel(request: HttpRequest, task_id: str, body: CancelIn) -> dict[str, Any]
 def retry(request: HttpRequest, task_id: str) -> Status[dict[str, Any]]:
     new = services.run_retry(_run(task_id), actor=actor(request))
     return Status(201, run_out(new.task_id))
+
+
+@router.get(
+    "/runs/batch",
+    response=responses({200: RunOut}, 404),
+    summary="One run, whose task id is `batch`",
+    description="The batch launch's path read as `GET /runs/{task_id}` (a 404, in practice).",
+)
+def run_named_batch(request: HttpRequest) -> dict[str, Any]:
+    """As `run_named_retry`, for the batch launch's path."""
+    services.require_run_read(actor(request), _run("batch"))
+    return run_out("batch")
 
 
 def _run(task_id: str) -> Run:

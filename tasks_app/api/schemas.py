@@ -122,6 +122,23 @@ class RunCreateIn(In):
     options: LaunchOptionsIn = Field(default_factory=LaunchOptionsIn)
 
 
+class BatchItemIn(In):
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunBatchIn(In):
+    job: Text = Field(max_length=255)
+    # The cap is TASKDECK_BULK_LIMIT, checked when the request runs (services.jobs_launch_many,
+    # a 400 naming `items`), so it follows the setting; the document shows its value.
+    items: list[BatchItemIn] = Field(
+        description="One run per item, in this order.",
+        json_schema_extra={"minItems": 1, "maxItems": settings.TASKDECK_BULK_LIMIT},
+    )
+    options: LaunchOptionsIn = Field(
+        default_factory=LaunchOptionsIn, description="The same for every run."
+    )
+
+
 class ProgressOut(Schema):
     percent: int | None
     done: int | None
@@ -168,6 +185,21 @@ class RunOut(RunSummaryOut):
 class RunPageOut(Schema):
     items: list[RunSummaryOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+class RunBatchOut(Schema):
+    count: int
+    runs: list[RunSummaryOut] = Field(description="One per item, in the request's order.")
+
+
+class BatchUnavailableOut(ErrorOut):
+    queued: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Task ids of the runs queued before the broker failed: the first items, in order "
+            "(empty: nothing was queued). The other items were not; send them again."
+        ),
+    )
 
 
 class CancelIn(In):

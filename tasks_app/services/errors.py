@@ -4,10 +4,13 @@ or the worker runtime, and turn each into an inline error, a message or a 4xx.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from django.core.exceptions import PermissionDenied
 
 from ..jobs.errors import BrokerUnavailable, UnknownJob
 from ..jobs.params import ParamsError
+from ..worker.enqueue import PartlyQueued  # a BrokerUnavailable of jobs_launch_many
 from ..worker.lifecycle import AlreadyActive, CancelOutcome
 
 
@@ -51,17 +54,30 @@ class BulkLimitExceeded(ServiceError):
         )
 
 
+class InvalidBatch(ServiceError):
+    """A batch launch refused before anything was written: `errors` names each field at fault
+    by its place in the request (`items`, `items.3.params.steps`)."""
+
+    def __init__(self, errors: Mapping[str, Sequence[str]]) -> None:
+        self.errors = {name: list(messages) for name, messages in errors.items()}
+        first, messages = next(iter(self.errors.items()))
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        super().__init__(f"{first}: {messages[0]}{more}")
+
+
 __all__ = [
     "AlreadyActive",
     "BrokerUnavailable",
     "BulkLimitExceeded",
     "CancelOutcome",
     "FieldErrors",
+    "InvalidBatch",
     "InvalidOptions",
     "InvalidSchedule",
     "NotLaunchable",
     "NotRetriable",
     "ParamsError",
+    "PartlyQueued",
     "PermissionDenied",
     "ServiceError",
     "UnknownJob",

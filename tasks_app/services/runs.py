@@ -17,13 +17,15 @@ from .. import selectors
 from ..jobs.registry import find_job, get_job, masked_params
 from ..models import Run, RunSource, RunState
 from ..worker import broker, lifecycle
-from ..worker.enqueue import Launch, enqueue
+from ..worker.enqueue import Launch, PartlyQueued, enqueue, enqueue_many
 from .common import Actor, audit
 from .errors import (
     BulkLimitExceeded,
+    InvalidBatch,
     InvalidOptions,
     NotLaunchable,
     NotRetriable,
+    ParamsError,
     ServiceError,
 )
 from .launch_rules import priority_error, queue_error
@@ -103,6 +105,83 @@ def job_launch(
         },
     )
     return run
+
+
+def jobs_launch_many(
+    job_name: str,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    actor: Actor,
+    options: LaunchOptions | None = None,
+    source: RunSource = RunSource.FORM,
+) -> list[Run]:
+    """Queue one run of `job_name` per item (its parameters), all with the same options, in
+    their order: the permission checked once, every item validated before anything is written,
+    one INSERT for the runs, then their messages; one audit entry for the batch.
+
+    All or nothing up to the broker. Raises UnknownJob, PermissionDenied, NotLaunchable,
+    InvalidOptions, InvalidBatch (every invalid item named: `items.3.params.steps`; also an
+    empty or over-long batch, and a unique job's items with the same parameters),
+    lifecycle.AlreadyActive or BrokerUnavailable: nothing is queued then. PartlyQueued if the
+    broker failed part way: its `queued` runs stand (and are audited), the rest are removed."""
+    spec = get_job(job_name)
+    require_launch(actor, spec)
+    if not spec.ledger:
+        raise NotLaunchable(f"{spec.title} is housekeeping that runs on its schedule only.")
+    limit = settings.TASKDECK_BULK_LIMIT
+    if not 1 <= len(items) <= limit:
+        raise InvalidBatch({"items": [f"Give between 1 and {limit} items; {len(items)} given."]})
+    celery_options = (options or LaunchOptions()).validate()
+    valid: list[Mapping[str, Any]] = []
+    errors: dict[str, list[str]] = {}
+    first_with_key: dict[str, int] = {}
+    for index, params in enumerate(items):
+        prefix = f"items.{index}.params"
+        try:
+            json_params = spec.params.validate(params)  # once: enqueue_many takes these as they are
+        except ParamsError as error:
+            for name, messages in error.errors.items():
+                errors[prefix if name == "__all__" else f"{prefix}.{name}"] = messages
+            continue
+        key = spec.key_for(json_params)
+        if key is not None and (earlier := first_with_key.setdefault(key, index)) != index:
+            errors[prefix] = [
+                f"The same as items.{earlier}: {spec.title} runs once at a time for the same "
+                "parameters."
+            ]
+        valid.append(json_params)
+    if errors:
+        raise InvalidBatch(errors)
+    launch = Launch(source, actor.user_id, actor.label)
+    try:
+        runs = enqueue_many(spec.task, valid, launch=launch, options=celery_options)
+    except PartlyQueued as partly:
+        _audit_batch(actor, job_name, partly.queued, celery_options, source, unsent=partly.unsent)
+        raise
+    _audit_batch(actor, job_name, runs, celery_options, source)
+    return runs
+
+
+def _audit_batch(
+    actor: Actor,
+    job_name: str,
+    runs: Sequence[Run],
+    celery_options: Mapping[str, Any],
+    source: RunSource,
+    *,
+    unsent: int = 0,
+) -> None:
+    """One entry for the batch (each run keeps its own parameters)."""
+    details: dict[str, Any] = {
+        "job": job_name,
+        "count": len(runs),
+        "task_ids": [run.task_id for run in runs],
+        "source": source.value,
+        **_jsonable(celery_options),
+    }
+    if unsent:
+        details["not_queued"] = unsent  # the broker failed part way
+    audit(actor, "runs.launch_batch", None, details)
 
 
 def run_retry(run: Run, *, actor: Actor) -> Run:

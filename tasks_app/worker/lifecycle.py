@@ -9,7 +9,7 @@ holds under concurrency without locks (two writers race; the database keeps one)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -159,6 +159,28 @@ def record_failed_launch(queued: QueuedRun, error: str) -> Run:
 def forget_queued(task_id: str) -> None:
     """The message was never sent: remove the PENDING row so no run waits forever."""
     Run.objects.filter(task_id=task_id, state=RunState.PENDING).delete()
+
+
+def record_queued_many(queued: Sequence[QueuedRun]) -> list[Run]:
+    """Insert the PENDING runs, all or none (SQLite may split the INSERT: one transaction);
+    a unique key already queued or running refuses the batch, as `record_queued` one run."""
+    rows = [Run(state=RunState.PENDING, **run.as_fields()) for run in queued]
+    try:
+        with transaction.atomic():
+            return Run.objects.bulk_create(rows)
+    except IntegrityError:
+        keys = [run.unique_key for run in queued if run.unique_key is not None]
+        if not keys:
+            raise
+        existing = Run.objects.filter(unique_key__in=keys, state__in=sorted(ACTIVE_STATES)).first()
+        key = existing.unique_key if existing and existing.unique_key else keys[0]
+        raise AlreadyActive(existing, key) from None
+
+
+def forget_queued_many(task_ids: Sequence[str]) -> None:
+    """Their messages were never sent: remove their PENDING rows."""
+    if task_ids:
+        Run.objects.filter(task_id__in=task_ids, state=RunState.PENDING).delete()
 
 
 def ensure_recorded(queued: QueuedRun) -> None:

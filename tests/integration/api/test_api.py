@@ -178,6 +178,7 @@ def test_every_operation_refuses_unknown_query_parameters_and_changes_nothing(
     valid_bodies: dict[tuple[str, str], Any] = {
         ("post", "/runs"): {"job": "demo.progress"},
         ("post", "/runs/retry"): {"task_ids": [run.task_id]},
+        ("post", "/runs/batch"): {"job": "demo.progress", "items": [{"params": {"steps": 1}}]},
         ("post", "/schedules"): {
             "name": "x", "job": "demo.progress", "timing": {"kind": "interval", "every": 5},
         },

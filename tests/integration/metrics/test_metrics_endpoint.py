@@ -249,7 +249,9 @@ def test_beat_up_while_the_leader_lock_is_held(
 ) -> None:
     """The lock taken as the beat takes it (redis-py's Lock, in the broker's Redis)."""
     key = settings.TASKDECK_BEAT_LOCK_KEY
-    lock = Lock(redis.Redis.from_url(presence.redis_url(broker_url)), key, timeout=30, thread_local=False)
+    lock = Lock(
+        redis.Redis.from_url(presence.redis_url(broker_url)), key, timeout=30, thread_local=False
+    )
     assert value(scrape(client), "taskdeck_beat_up") == 0
 
     assert lock.acquire(blocking=False)
