@@ -120,8 +120,17 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         ]
         if location and location[0] in ("payload", "query", "body"):
             location = location[1:]
-        errors.setdefault(".".join(location) or "body", []).append(str(error.get("msg", "invalid")))
+        errors.setdefault(".".join(location) or "body", []).append(_message(error))
     return _error(request, 400, "Invalid input.", errors)
+
+
+def _message(error: dict[str, Any]) -> str:
+    """Pydantic's message, without the "Value error, " it puts before our validators' own
+    sentences (they are written for the user as they are)."""
+    raised = (error.get("ctx") or {}).get("error")  # ninja has made the exception a string
+    if error.get("type") == "value_error" and isinstance(raised, str | ValueError) and raised:
+        return str(raised)
+    return str(error.get("msg", "invalid"))
 
 
 @api.exception_handler(HttpError)
