@@ -78,18 +78,20 @@ class JobContext:
     # context times itself.
     self_timed: bool = True
     _due: bool = True
+    # What `progress()` checks, and nothing else: set while a write is due, always for a
+    # self-timed context, and once cancelled.
+    _look: bool = True
     _log_lines: list[str] = field(default_factory=list)
     _cancelled: bool = False
 
     # --- reporting -------------------------------------------------------------------------
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
         """Report `done` of `total` units; cheap enough for every iteration of a loop (one
-        tuple, one clock read, two comparisons; the write happens at most every interval)."""
+        tuple and one flag on a worker; a self-timed context also reads its clock). The write
+        happens at most every interval."""
         self._latest = (done, total, message)
-        if self._due or (self.self_timed and self.clock() >= self._next_write):
-            self._write()
-        if self._cancelled:
-            raise JobCancelled(f"Run {self.task_id} was cancelled.")
+        if self._look:
+            self.check_cancelled()
 
     def log(self, message: str) -> None:
         """Keep a line on the run (the most recent lines are kept) and in the worker's log."""
@@ -108,7 +110,8 @@ class JobContext:
         return self.store.save_artifact(filename, content)
 
     def check_cancelled(self) -> None:
-        """A progress point without progress: raises JobCancelled if the run was cancelled."""
+        """A progress point without progress: writes if a write is due, then raises
+        JobCancelled if the run was cancelled."""
         if self._due or (self.self_timed and self.clock() >= self._next_write):
             self._write()
         if self._cancelled:
@@ -120,10 +123,12 @@ class JobContext:
         context wrote less than an interval ago, so writes stay at most one per interval."""
         if self.clock() - self._last_write >= self.write_interval:
             self._due = True
+            self._look = True
 
     def request_cancel(self) -> None:
         """The heartbeat saw a cancellation request: the next progress point raises."""
         self._cancelled = True
+        self._look = True
 
     @property
     def cancelled(self) -> bool:
@@ -142,10 +147,12 @@ class JobContext:
         lines, self._log_lines = self._log_lines, []
         self._dirty = False
         self._due = False
+        self._look = self.self_timed or self._cancelled
         self._last_write = self.clock()
         self._next_write = self._last_write + self.write_interval
         if self.store.write(self._snapshot, lines):
             self._cancelled = True
+            self._look = True
 
     def result_with_counters(self, value: Any) -> Any:
         """Attach the counters to the job's return value, if the job counted anything."""

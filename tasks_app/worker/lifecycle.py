@@ -9,6 +9,7 @@ holds under concurrency without locks (two writers race; the database keeps one)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,6 +69,7 @@ _SETS: dict[RunState, str] = {
 }
 
 
+@functools.cache
 def transition_sql(new: RunState) -> str:
     """`UPDATE tasks_app_run ... WHERE <accepts()>`, with named parameters task_id, state, now,
     retries, worker, error. A STARTED event also requires that no cancellation was requested."""
