@@ -19,6 +19,7 @@ from uuid import uuid4
 import pytest
 from celery import Celery
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -180,6 +181,9 @@ def test_without_redis_beat_sends_nothing_and_keeps_running(
 ) -> None:
     """No lock, no sending, and no crash: beat keeps asking. (This test has no database: any
     look at the schedule, as sending would need, would fail it.)"""
+    # Closing the scheduler closes the database connection if one is open; an earlier test in
+    # this process may have left one (CONN_MAX_AGE), and closing it would need the database.
+    connections.close_all()
     app = Celery(
         "redis-down", broker=f"redis+socket://{tmp_path / 'no-redis.sock'}", set_as_current=False
     )
