@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from .. import services
+from ..forms.alerts import rule_definition
 from ..models import Alert, AlertChannel, AlertChannelKind, AlertDelivery, AlertRule
 from ..selectors.alerts import HIDDEN_SUMMARY, channel_target, mask_url
 from ..services import (
@@ -126,19 +127,7 @@ class AlertRuleForm(_ServiceCheckedForm):
             self.initial["deadline"] = services.duration_text(self.instance.threshold_seconds)
 
     def definition(self) -> RuleDefinition:
-        data = self.cleaned_data
-        return RuleDefinition(
-            name=data["name"],
-            kind=data["kind"],
-            enabled=bool(data.get("enabled")),
-            job_name=data.get("job_name") or "",
-            schedule_name=data.get("schedule_name") or "",
-            threshold_count=data["threshold_count"],
-            deadline=(data.get("deadline") or "").strip() or None,
-            throttle_minutes=data["throttle_minutes"],
-            notify_resolved=bool(data.get("notify_resolved")),
-            channels=[channel.pk for channel in data.get("channels") or []],
-        )
+        return rule_definition(self.cleaned_data)
 
     def _check(self) -> None:
         rule = self.instance if self.instance.pk is not None else None

@@ -4,6 +4,7 @@ turn what was typed into the services' definitions; the services decide what may
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -96,19 +97,7 @@ class AlertRuleForm(forms.Form):
         }
 
     def to_definition(self) -> RuleDefinition:
-        data = self.cleaned_data
-        return RuleDefinition(
-            name=data["name"],
-            kind=data["kind"],
-            enabled=bool(data.get("enabled")),
-            job_name=data.get("job_name") or "",
-            schedule_name=data.get("schedule_name") or "",
-            threshold_count=data["threshold_count"],
-            deadline=(data.get("deadline") or "").strip() or None,
-            throttle_minutes=data["throttle_minutes"],
-            notify_resolved=bool(data.get("notify_resolved")),
-            channels=[channel.pk for channel in data.get("channels") or []],
-        )
+        return rule_definition(self.cleaned_data)
 
 
 class AlertChannelForm(forms.Form):
@@ -186,10 +175,27 @@ class AlertChannelForm(forms.Form):
         )
 
 
+def rule_definition(data: Mapping[str, Any]) -> RuleDefinition:
+    """A rule form's cleaned data as the service's definition (the page's form and the
+    admin's share the field names)."""
+    return RuleDefinition(
+        name=data["name"],
+        kind=data["kind"],
+        enabled=bool(data.get("enabled")),
+        job_name=data.get("job_name") or "",
+        schedule_name=data.get("schedule_name") or "",
+        threshold_count=data["threshold_count"],
+        deadline=(data.get("deadline") or "").strip() or None,
+        throttle_minutes=data["throttle_minutes"],
+        notify_resolved=bool(data.get("notify_resolved")),
+        channels=[channel.pk for channel in data.get("channels") or []],
+    )
+
+
 def add_service_errors(form: forms.Form, error: FieldErrors) -> None:
     """A service's refusal, each message on its field (or on the form as a whole)."""
     for name, problem in error.errors.items():
         form.add_error(name if name in form.fields else None, problem)
 
 
-__all__ = ["AlertChannelForm", "AlertRuleForm", "add_service_errors"]
+__all__ = ["AlertChannelForm", "AlertRuleForm", "add_service_errors", "rule_definition"]
