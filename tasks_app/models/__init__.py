@@ -28,6 +28,17 @@ from .ledger import (
     RunSource,
     RunState,
 )
+from .operations import (
+    BulkAction,
+    BulkOperation,
+    BulkState,
+    JobLimit,
+    MissedRunPolicy,
+    QueuePause,
+    ScheduleOptions,
+    TimeDisplay,
+    UserPreference,
+)
 from .stats import JobHourStats, JobTotals, RollupMark, StatsCounts
 
 __all__ = [
@@ -46,16 +57,25 @@ __all__ = [
     "AlertRuleKind",
     "ApiToken",
     "AuditEntry",
+    "BulkAction",
+    "BulkOperation",
+    "BulkState",
     "DeclarationOrigin",
     "DeclaredSchedule",
     "DeliveryState",
     "JobHourStats",
+    "JobLimit",
     "JobTotals",
+    "MissedRunPolicy",
+    "QueuePause",
     "RollupMark",
     "Run",
     "RunQuerySet",
     "RunSource",
     "RunState",
+    "ScheduleOptions",
     "StatsCounts",
+    "TimeDisplay",
+    "UserPreference",
     "WebhookFormat",
 ]

@@ -118,6 +118,8 @@ class Run(models.Model):
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.CharField(max_length=255, blank=True)
     cancel_terminate = models.BooleanField(default=False)
+    # Set while the run waits for a free slot under its job's concurrency limit (still queued).
+    slot_wait_since = models.DateTimeField(null=True, blank=True)
 
     artifact = models.FileField(upload_to="artifacts/", blank=True)
 
@@ -156,6 +158,8 @@ class Run(models.Model):
             # Destructive built-in jobs ask for these besides launch_job (`@job(permission=)`).
             ("run_cleanup", "Can run the cleanup job (deletes run history)"),
             ("send_email", "Can send emails with the send-email job"),
+            ("manage_queues", "Can pause and resume queues"),
+            ("manage_job_limits", "Can change job concurrency limits"),
         ]
 
     def __str__(self) -> str:
