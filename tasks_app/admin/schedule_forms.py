@@ -2,7 +2,8 @@
 dashboard: a job chooser (the jobs the user may schedule) and that job's own parameter form
 (htmx swaps it when the job changes), checked by the job's schema and stored as its normalised
 JSON kwargs. The stock raw form (task name, JSON args and kwargs) is for superusers, on
-schedules of plain Celery tasks. Both are checked by the services' rules before saving."""
+schedules of plain Celery tasks. Both are checked by the services' rules before saving, and
+both edit the schedule's missed-run policy (stored beside the row, in `ScheduleOptions`)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from django_celery_beat.models import PeriodicTask
 
 from .. import services
 from ..forms import job_params_form
+from ..forms.schedules import missed_cap_field, missed_policy_field, missed_runs_from
 from ..jobs.policies import QUEUES
 from ..jobs.registry import JobSpec
 from ..schedules.definition import definition_of
+from ..schedules.missed import MissedRuns, missed_runs_of
 from ..services import Actor, InvalidSchedule, ParamsError, PermissionDenied
 from ..services.schedules import periodic_task_check
 
@@ -33,18 +36,32 @@ class ServiceCheckedForm(forms.ModelForm):  # type: ignore[type-arg]
     params_form: forms.Form | None = None
     # Where the services' field names show on this form.
     error_fields: ClassVar[dict[str, str]] = {}
+    missed_policy = missed_policy_field()
+    missed_cap = missed_cap_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "priority" in self.fields:  # beat's help says 0-255; Celery on Redis takes 0-9
             self.fields["priority"].help_text = "From 0 to 9; on Redis, 0 is the highest."
+        if self.instance.pk:
+            stored = missed_runs_of(self.instance)
+            self.initial.setdefault("missed_policy", stored.policy)
+            self.initial.setdefault("missed_cap", stored.cap)
+
+    def missed_runs(self) -> MissedRuns | None:
+        """The missed-run policy to save, once valid; None (keep the stored one) if the form
+        has no such fields or neither was posted."""
+        names = {self.add_prefix("missed_policy"), self.add_prefix("missed_cap")}
+        if "missed_policy" not in self.fields or not names & set(self.data):
+            return None
+        return missed_runs_from(self.cleaned_data)
 
     def _post_clean(self) -> None:
         super()._post_clean()  # type: ignore[misc]  # the edited values onto self.instance
         if self.errors:
             return  # the service's rules only on an otherwise valid row
         try:
-            periodic_task_check(self.instance, actor=self.actor)
+            periodic_task_check(self.instance, actor=self.actor, missed=self.missed_runs())
         except InvalidSchedule as error:
             for field, problem in error.errors.items():
                 self.add_error(self._field(field), problem)

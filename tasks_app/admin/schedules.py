@@ -9,7 +9,7 @@ Every write goes through the services, so the permission checks (`tasks_app.mana
 the job's own permission) and the audit trail with the values before and after are the
 dashboard's: saving (`periodic_task_save`), enabling and pausing (`schedules_toggle`), running
 now (`schedule_run_now`) and deleting (`schedule_delete`, which refuses schedules declared in
-code).
+code). The missed-run policy is edited beside the row, on both forms ("Missed runs").
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from django_celery_beat.models import PeriodicTask
 from .. import services
 from ..jobs.registry import find_job, masked_params
 from ..schedules.definition import definition_of
+from ..schedules.missed import missed_runs_of
 from ..services import Actor, AlreadyActive, PermissionDenied
 from ..services.schedules import MANAGE, periodic_task_save, require_job_permission
 from .schedule_forms import JobScheduleForm, PlainTaskForm
@@ -64,8 +65,11 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
     # --- the form
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        editable = obj is None or self.has_change_permission(request, obj)
+        missed: tuple[str, ...] = ("missed_policy", "missed_cap") if editable else ("missed_runs",)
+        missed_set = ("Missed runs", {"fields": missed, "classes": ("extrapretty", "wide")})
         if _plain(request, obj):
-            return super().get_fieldsets(request, obj)  # the stock ones
+            return (*super().get_fieldsets(request, obj), missed_set)  # the stock ones
         what: tuple[str, ...] = ("name", "job", "enabled", "description")
         if obj is not None and not self.has_change_permission(request, obj):
             what = ("name", "task", "parameters", "enabled", "description")  # read-only
@@ -80,6 +84,7 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
             (None, {"fields": what, "classes": ("extrapretty", "wide")}),
             ("Schedule", {"fields": schedule, "classes": ("extrapretty", "wide")}),
             ("Execution options", {"fields": options, "classes": ("extrapretty", "wide")}),
+            missed_set,
         )
 
     def get_form(
@@ -92,6 +97,10 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
     @admin.display(description="Parameters")
     def parameters(self, task: PeriodicTask) -> str:
         return json.dumps(masked_params(task.task, definition_of(task).params))
+
+    @admin.display(description="Missed runs")
+    def missed_runs(self, task: PeriodicTask) -> str:
+        return missed_runs_of(task).in_words()
 
     def changeform_view(
         self,
@@ -133,7 +142,8 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
         return response
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        periodic_task_save(obj, actor=_actor(request))
+        missed = form.missed_runs() if hasattr(form, "missed_runs") else None
+        periodic_task_save(obj, actor=_actor(request), missed=missed)
 
     # --- deleting
 

@@ -1,4 +1,5 @@
-"""Schedules: list, create, read, change, delete, and run one now."""
+"""Schedules: list, create, read, change, delete, and run one now. Each has a missed-run policy
+(`missed_policy`, `missed_cap`), read and written with the rest of it."""
 
 from __future__ import annotations
 
@@ -14,22 +15,36 @@ from pydantic import Field
 from .. import selectors, services
 from ..jobs.registry import MASK, find_job, masked_params
 from ..schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
+from ..schedules.missed import DEFAULT, MissedRuns, missed_runs_for, with_missed
 from ..selectors import ScheduleRow
 from ..selectors.schedules import SCHEDULE_PAGE_SIZE, decode_schedule_cursor, schedules_page
 from .auth import actor
 from .errors import ApiError, field_errors, refuse_sealed_input, responses
 from .runs import run_out
-from .schemas import NO_BODY, In, RunOut, ScheduleIn, ScheduleOut, SchedulePatchIn, TimingIn
+from .schemas import (
+    NO_BODY,
+    In,
+    RunOut,
+    ScheduleIn,
+    ScheduleOut,
+    SchedulePatchIn,
+    TimingIn,
+)
 
 router = Router(tags=["schedules"])
 
 TIMING_FIELDS = frozenset({"kind", "cron", "timezone", "every", "period", "run_at"})
 
 
-def schedule_out(row: ScheduleRow, unreadable_jobs: Collection[str]) -> dict[str, Any]:
+def schedule_out(
+    row: ScheduleRow, unreadable_jobs: Collection[str], missed: MissedRuns | None = None
+) -> dict[str, Any]:
     """A schedule as the API shows it to a caller who may not read the runs (so not the
-    parameters) of `unreadable_jobs` (services.unreadable_jobs)."""
+    parameters) of `unreadable_jobs` (services.unreadable_jobs); `missed`, its missed-run
+    policy, if already read (with those of a whole page)."""
     task = row.task
+    if missed is None:
+        missed = missed_runs_for([task.pk]).get(task.pk, DEFAULT)
     hidden = task.task in unreadable_jobs
     timing = row.timing
     params = definition_of(task).params
@@ -65,6 +80,8 @@ def schedule_out(row: ScheduleRow, unreadable_jobs: Collection[str]) -> dict[str
         ),
         "last_fired_at": task.last_run_at,
         "total_run_count": task.total_run_count,
+        "missed_policy": missed.policy,
+        "missed_cap": missed.cap,
     }
 
 
@@ -144,7 +161,8 @@ def schedules(request: HttpRequest, query: Query[ScheduleQuery]) -> dict[str, An
         raise ApiError(400, "Invalid cursor.", {"cursor": ["Not a cursor from this API."]})
     page = schedules_page(query.cursor, size=query.limit)
     unreadable = services.unreadable_jobs(actor(request))
-    items = [schedule_out(row, unreadable) for row in page.rows]
+    policies = missed_runs_for([row.task.pk for row in page.rows])
+    items = [schedule_out(row, unreadable, policies.get(row.task.pk, DEFAULT)) for row in page.rows]
     return {"items": items, "next_cursor": page.next_cursor}
 
 
@@ -163,7 +181,8 @@ def create(request: HttpRequest, body: ScheduleIn) -> Status[dict[str, Any]]:
         one_off=body.one_off,
         queue=body.queue,
     )
-    task = _save(definition, request, None)
+    missed = MissedRuns(body.missed_policy, body.missed_cap)
+    task = _save(with_missed(definition, missed), request, None)
     return Status(201, _out(request, task.pk))
 
 
@@ -179,6 +198,7 @@ def change(request: HttpRequest, pk: int, body: SchedulePatchIn) -> dict[str, An
     task = _task(pk)
     stored = definition_of(task)
     given = body.model_dump(exclude_unset=True)
+    missed = {k: given.pop(k) for k in ("missed_policy", "missed_cap") if k in given}
     changes: dict[str, Any] = {k: v for k, v in given.items() if k not in ("timing", "params")}
     if body.timing is not None:
         changes["timing"] = _timing(body.timing)
@@ -195,7 +215,13 @@ def change(request: HttpRequest, pk: int, body: SchedulePatchIn) -> dict[str, An
         changes.pop("enabled", None)
     if given.get("one_off") is None:
         changes.pop("one_off", None)
-    saved = _save(replace(stored, **changes), request, task)
+    definition = replace(stored, **changes)
+    if any(value is not None for value in missed.values()):
+        before = missed_runs_for([task.pk]).get(task.pk, DEFAULT)
+        policy = missed.get("missed_policy") or before.policy
+        cap = missed.get("missed_cap")
+        definition = with_missed(definition, MissedRuns(policy, before.cap if cap is None else cap))
+    saved = _save(definition, request, task)
     return _out(request, saved.pk)
 
 

@@ -1,5 +1,6 @@
 """The schedule editor: when a schedule fires and its options (`ScheduleForm`), and the chosen
-job's own parameter form (`job_params_form`), shared by the dashboard and the admin."""
+job's own parameter form (`job_params_form`), shared by the dashboard and the admin. The
+missed-run policy fields (`MissedRunsFields`) are the admin's too."""
 
 from __future__ import annotations
 
@@ -16,8 +17,17 @@ from django_celery_beat.models import PeriodicTask
 from ..jobs.params import DateTimeInput
 from ..jobs.policies import QUEUES
 from ..jobs.registry import JobSpec
+from ..models import MissedRunPolicy
 from ..schedules.cron import CronError, parse_cron
 from ..schedules.definition import PERIODS, Kind, ScheduleDefinition, Timing
+from ..schedules.missed import (
+    CAP_MAX,
+    CAP_MIN,
+    DEFAULT,
+    MissedRuns,
+    missed_runs_named,
+    with_missed,
+)
 from ..services.schedules import EARLIEST, LATEST, MAX_INTERVAL_SECONDS, OUT_OF_RANGE
 from .runs import id_of
 
@@ -36,6 +46,45 @@ def job_params_form(
     its field is write-only and says a value is stored; left empty, `validate_form` keeps the
     stored, sealed value (see `ParamSchema.form`)."""
     return spec.params.form(data, initial=stored, prefix=PARAM_PREFIX)
+
+
+MISSED_POLICY_HELP = (
+    "When beat was down or the schedule paused across fire times: skip them, run once for "
+    "all of them, or run once for each (the latest ones, at most the cap)."
+)
+MISSED_CAP_HELP = f"For “run every missed run”: at most this many, {CAP_MIN} to {CAP_MAX}."
+
+
+def missed_policy_field() -> forms.ChoiceField:
+    # Not required: a client that posts neither field keeps the stored policy.
+    return forms.ChoiceField(
+        label="Missed runs",
+        required=False,
+        choices=MissedRunPolicy.choices,
+        initial=DEFAULT.policy,
+        help_text=MISSED_POLICY_HELP,
+    )
+
+
+def missed_cap_field() -> forms.IntegerField:
+    return forms.IntegerField(
+        label="Catch-up cap",
+        required=False,
+        min_value=CAP_MIN,
+        max_value=CAP_MAX,
+        initial=DEFAULT.cap,
+        help_text=MISSED_CAP_HELP,
+        widget=forms.NumberInput(attrs={"min": CAP_MIN, "max": CAP_MAX}),
+    )
+
+
+def missed_runs_from(cleaned: dict[str, Any]) -> MissedRuns:
+    """The policy a valid form holds; an empty cap is the default one."""
+    cap = cleaned.get("missed_cap")
+    return MissedRuns(
+        policy=cleaned.get("missed_policy") or DEFAULT.policy,
+        cap=DEFAULT.cap if cap is None else int(cap),
+    )
 
 
 def _zones() -> list[tuple[str, str]]:
@@ -96,6 +145,8 @@ class ScheduleForm(forms.Form):
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
     enabled = forms.BooleanField(required=False, initial=True)
+    missed_policy = missed_policy_field()
+    missed_cap = missed_cap_field()
 
     def __init__(self, *args: Any, jobs: Iterable[JobSpec] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,9 +160,14 @@ class ScheduleForm(forms.Form):
 
     @classmethod
     def initial_for(cls, definition: ScheduleDefinition) -> dict[str, Any]:
-        """The editor's initial values for a stored schedule; times in its zone."""
+        """The editor's initial values for a stored schedule; times in its zone. The missed-run
+        policy is the definition's, or the one stored for its schedule (by name)."""
         timing = definition.timing
         zone = _zone(timing.timezone)
+        if definition.missed is not None:
+            missed = definition.missed
+        else:
+            missed = missed_runs_named(definition.name) if definition.name else DEFAULT
         return {
             "name": definition.name,
             "job": definition.job,
@@ -127,6 +183,8 @@ class ScheduleForm(forms.Form):
             "queue": definition.queue,
             "description": definition.description,
             "enabled": definition.enabled,
+            "missed_policy": missed.policy,
+            "missed_cap": missed.cap,
         }
 
     def clean(self) -> dict[str, Any]:
@@ -174,8 +232,10 @@ class ScheduleForm(forms.Form):
         )
 
     def to_definition(self, params: dict[str, Any]) -> ScheduleDefinition:
+        """The definition to save; with the missed-run policy if the form posted it (a client
+        that posts neither of its fields keeps the stored one)."""
         data = self.cleaned_data
-        return ScheduleDefinition(
+        definition = ScheduleDefinition(
             name=data["name"].strip(),
             job=data["job"],
             timing=self.timing(),
@@ -187,6 +247,9 @@ class ScheduleForm(forms.Form):
             one_off=bool(data.get("one_off")),
             queue=data.get("queue") or "",
         )
+        if not {"missed_policy", "missed_cap"} & set(self.data):
+            return definition
+        return with_missed(definition, missed_runs_from(data))
 
     def preview_definition(self) -> ScheduleDefinition | None:
         """For the live preview: the timing typed so far, if its fields are valid."""

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
 
+from ..models import MissedRunPolicy
 from .cron import CronExpression, describe, parse_cron
 
 __all__ = ["PERIODS", "Kind", "ScheduleDefinition", "Timing", "zone_or_default"]
@@ -62,6 +63,24 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class MissedRuns:
+    """A schedule's missed-run policy, as stored in its `ScheduleOptions` (or the default)."""
+
+    policy: str = MissedRunPolicy.RUN_ONCE.value
+    cap: int = 10
+
+    def in_words(self) -> str:
+        if self.policy == MissedRunPolicy.SKIP:
+            return "Skip missed runs"
+        if self.policy == MissedRunPolicy.RUN_ALL:
+            return f"Run every missed run (at most {self.cap})"
+        return "Run once for all missed runs"
+
+
+DEFAULT: Final = MissedRuns()  # beat's own behaviour
+
+
+@dataclass(frozen=True)
 class ScheduleDefinition:
     """Everything the editor sets on a PeriodicTask. `params` are the job's JSON kwargs."""
 
@@ -77,6 +96,8 @@ class ScheduleDefinition:
     one_off: bool = False
     queue: str = ""
     priority: int | None = None
+    # The missed-run policy to store beside it; None leaves the stored one as it is.
+    missed: MissedRuns | None = None
 
 
 def zone_or_default(name: str) -> Any:

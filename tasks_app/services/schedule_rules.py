@@ -17,6 +17,7 @@ from ..jobs.registry import JobSpec, find_job
 from ..models import DeclaredSchedule
 from ..schedules.cron import CronError
 from ..schedules.definition import PERIODS, Kind, ScheduleDefinition, definition_of
+from ..schedules.missed import MissedRuns, problems
 from .common import Actor
 from .errors import InvalidSchedule
 from .launch_rules import priority_error, queue_error
@@ -56,6 +57,8 @@ def checked_params(
         errors["name"] = KEEPS_NAME
     errors.update(_timing_errors(definition, task))
     errors.update(_option_errors(definition.queue, definition.priority))
+    if definition.missed is not None:
+        errors.update(missed_errors(definition.missed))
     spec, launch_errors = _launch_errors(
         definition.job, definition.args, actor, task_field="job", args_field="job"
     )
@@ -67,11 +70,15 @@ def checked_params(
 
 
 def checked_row_kwargs(
-    task: PeriodicTask, actor: Actor, original: PeriodicTask | None
+    task: PeriodicTask,
+    actor: Actor,
+    original: PeriodicTask | None,
+    missed: MissedRuns | None = None,
 ) -> dict[str, Any]:
     """`checked_params` for a PeriodicTask edited column by column (`original` as stored, or
-    None for a new one): the kwargs to store, errors keyed by PeriodicTask field."""
-    errors: dict[str, str] = {}
+    None for a new one) and the missed-run policy beside it (None: unchanged): the kwargs to
+    store, errors keyed by PeriodicTask field (and `missed_policy`, `missed_cap`)."""
+    errors: dict[str, str] = missed_errors(missed) if missed is not None else {}
     if original is not None and task.name != original.name and _declared(original):
         errors["name"] = KEEPS_NAME
     timing_errors = _timing_errors(definition_of(task), original)
@@ -91,6 +98,12 @@ def checked_row_kwargs(
         raise InvalidSchedule(errors)
     assert isinstance(kwargs, dict)
     return spec.params.validate(kwargs) if spec is not None else kwargs
+
+
+def missed_errors(missed: MissedRuns) -> dict[str, str]:
+    """A missed-run policy's problems, by field: `missed_policy` one of skip, run_once and
+    run_all; `missed_cap` from 1 to 1000."""
+    return problems(missed)
 
 
 def require_job_permission(actor: Actor, job: str) -> None:
@@ -239,5 +252,6 @@ __all__ = [
     "celery_task_known",
     "checked_params",
     "checked_row_kwargs",
+    "missed_errors",
     "require_job_permission",
 ]

@@ -7,6 +7,13 @@ may hold) are `schedule_rules`; its constants are re-exported here for the pages
 Beat (django-celery-beat's DatabaseScheduler) re-reads the schedules when the
 `PeriodicTasks` change marker moves: `PeriodicTask.save()` moves it, a queryset `update()` does
 not, so the bulk toggle moves it itself.
+
+Each schedule has a missed-run policy (`ScheduleOptions`; `schedules.missed`), saved with it when
+the definition carries one (`ScheduleDefinition.missed`) and audited with its other values. It is
+Taskdeck's own setting, not part of what code declares: changing it on a declared schedule does
+not mark it edited, and "Reset to declared" keeps it (as it keeps the schedule paused or not).
+Pausing keeps the schedule's last run, so that on resume beat sees the fire times missed while
+paused and applies the policy (under "skip", resuming counts from now instead).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from celery import current_app
@@ -22,7 +30,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from ..jobs.registry import find_job
-from ..models import DeclaredSchedule, Run, RunSource
+from ..models import DeclaredSchedule, MissedRunPolicy, Run, RunSource, ScheduleOptions
 from ..schedules.declared import declarations, fingerprint
 from ..schedules.definition import (
     ScheduleDefinition,
@@ -31,6 +39,12 @@ from ..schedules.definition import (
     schedule_row_ids,
     snapshot,
     write,
+)
+from ..schedules.missed import (
+    DEFAULT,
+    MissedRuns,
+    missed_runs_for,
+    missed_runs_of,
 )
 from ..worker.enqueue import Launch, enqueue
 from .common import Actor, audit
@@ -45,6 +59,7 @@ from .schedule_rules import (
     OUT_OF_RANGE,
     checked_params,
     checked_row_kwargs,
+    missed_errors,
     require_job_permission,
 )
 
@@ -52,18 +67,23 @@ from .schedule_rules import (
 def schedule_save(
     definition: ScheduleDefinition, *, actor: Actor, task: PeriodicTask | None = None
 ) -> PeriodicTask:
-    """Create a schedule, or change `task` to `definition`. Raises PermissionDenied,
-    InvalidSchedule or ParamsError; nothing is stored then."""
+    """Create a schedule, or change `task` to `definition` (and its missed-run policy, if the
+    definition carries one). Raises PermissionDenied, InvalidSchedule or ParamsError; nothing
+    is stored then."""
     actor.require(MANAGE)
     if task is not None:
         require_job_permission(actor, task.task)  # what it launches now, as well as after
     params = checked_params(definition, actor, task)
+    missed = definition.missed
     with transaction.atomic():
         if task is not None:
             task = PeriodicTask.objects.select_for_update().get(pk=task.pk)
-        before = snapshot(task) if task is not None else None
+        before = _snapshot(task) if task is not None else None
+        stored = _stored(task)
         saved = write(replace(definition, params=params), task)
-        after = snapshot(saved)
+        missed = _store_missed(saved, missed)
+        _carry_last_run(saved, stored, missed)
+        after = _snapshot(saved)
         action = "schedule.create" if before is None else "schedule.edit"
         audit(actor, action, None, _changes(before, after), target=_target(saved))
     return saved
@@ -76,6 +96,7 @@ def schedules_toggle(
     actor.require(MANAGE)
     changed: list[PeriodicTask] = []
     overdue: list[str] = []
+    policies = missed_runs_for(ids)
     with transaction.atomic():
         # Lock the schedules' own rows only: PostgreSQL cannot lock the nullable side of the
         # outer join that select_related("clocked") makes.
@@ -89,18 +110,24 @@ def schedules_toggle(
             if wanted and task.clocked is not None and task.clocked.clocked_time <= now:
                 overdue.append(task.name)  # beat would fire it the moment it is resumed
                 continue
-            # Like PeriodicTask.save(): a paused schedule forgets its last run. Resumed, it
-            # counts from now: beat counts a row without a last run from its date_changed,
+            # A paused schedule keeps its last run: resumed, beat sees the fire times missed
+            # meanwhile and applies its missed-run policy. Under "skip" (or with no last run)
+            # it counts from now: beat counts a row without a last run from its date_changed,
             # which update() does not move (and from 30 years back if it has a start time).
-            last_run = fresh_last_run(definition_of(task), now=now) if wanted else None
+            missed = policies.get(task.pk, DEFAULT)
+            last_run = task.last_run_at
+            if wanted and not _catches_up(task, last_run, missed, now):
+                last_run = fresh_last_run(definition_of(task), now=now)
             PeriodicTask.objects.filter(pk=task.pk).update(
                 enabled=wanted, last_run_at=last_run, date_changed=now
             )
-            details = {
+            details: dict[str, Any] = {
                 "name": task.name,
                 "before": {"enabled": task.enabled},
                 "after": {"enabled": wanted},
             }
+            if wanted:
+                details["missed_runs"] = missed.in_words()
             action = "schedule.resume" if wanted else "schedule.pause"
             audit(actor, action, None, details, target=_target(task))
             task.enabled = wanted
@@ -128,7 +155,7 @@ def schedule_delete(task: PeriodicTask, *, actor: Actor) -> None:
             "Pause it here, or remove it from the code."
         )
     with transaction.atomic():
-        before = snapshot(task)
+        before = _snapshot(task)
         target = _target(task)
         task.delete()  # type: ignore[no-untyped-call]  # signals beat
         audit(actor, "schedule.delete", None, _changes(before, None), target=target)
@@ -164,36 +191,42 @@ def schedule_reset(task: PeriodicTask, *, actor: Actor) -> PeriodicTask:
     if declaration is None or marker is None:
         raise ServiceError(f"{task.name!r} is not declared in code.")
     with transaction.atomic():
-        before = snapshot(task)
+        before = _snapshot(task)
         definition = replace(declaration.definition, enabled=task.enabled)
         saved = write(definition, task)
         marker.applied_hash = fingerprint(definition_of(saved))
         marker.save(update_fields=["applied_hash", "synced_at"])
         audit(
-            actor, "schedule.reset", None, _changes(before, snapshot(saved)), target=_target(saved)
+            actor, "schedule.reset", None, _changes(before, _snapshot(saved)), target=_target(saved)
         )
     return saved
 
 
-def periodic_task_check(task: PeriodicTask, *, actor: Actor) -> dict[str, Any]:
+def periodic_task_check(
+    task: PeriodicTask, *, actor: Actor, missed: MissedRuns | None = None
+) -> dict[str, Any]:
     """The rules of `schedule_save` for a PeriodicTask edited column by column (the Django
     admin, where the schedule is one of beat's own rows, solar ones included), before
     `periodic_task_save`. Answers the kwargs to store (a job's normalised by its schema).
-    Raises PermissionDenied, InvalidSchedule (keyed by PeriodicTask field) or ParamsError."""
+    Raises PermissionDenied, InvalidSchedule (keyed by PeriodicTask field, or `missed_policy`
+    and `missed_cap`) or ParamsError."""
     actor.require(MANAGE)
     original = PeriodicTask.objects.filter(pk=task.pk).first() if task.pk else None
     if original is not None:
         require_job_permission(actor, original.task)
-    return checked_row_kwargs(task, actor, original)
+    return checked_row_kwargs(task, actor, original, missed)
 
 
 # Columns beat itself writes as it fires a schedule.
 _BEAT_OWNED = frozenset({"last_run_at", "total_run_count"})
 
 
-def periodic_task_save(task: PeriodicTask, *, actor: Actor) -> PeriodicTask:
-    """Create or change `task` as edited (not yet saved), with `periodic_task_check`'s rules,
-    audited like `schedule_save` with the values before (as stored) and after."""
+def periodic_task_save(
+    task: PeriodicTask, *, actor: Actor, missed: MissedRuns | None = None
+) -> PeriodicTask:
+    """Create or change `task` as edited (not yet saved), and its missed-run policy (None:
+    unchanged), with `periodic_task_check`'s rules, audited like `schedule_save` with the
+    values before (as stored) and after."""
     actor.require(MANAGE)
     with transaction.atomic():
         original = None
@@ -201,8 +234,8 @@ def periodic_task_save(task: PeriodicTask, *, actor: Actor) -> PeriodicTask:
             original = PeriodicTask.objects.select_for_update().filter(pk=task.pk).first()
         if original is not None:
             require_job_permission(actor, original.task)
-        kwargs = checked_row_kwargs(task, actor, original)
-        before = snapshot(original) if original is not None else None
+        kwargs = checked_row_kwargs(task, actor, original, missed)
+        before = _snapshot(original) if original is not None else None
         if find_job(task.task) is not None:
             task.kwargs, task.args = json.dumps(kwargs), "[]"
         fields = [
@@ -226,8 +259,10 @@ def periodic_task_save(task: PeriodicTask, *, actor: Actor) -> PeriodicTask:
         else:
             # Beat writes last_run_at and the run count meanwhile: leave them be.
             task.save(update_fields=fields)  # type: ignore[no-untyped-call]
+        missed = _store_missed(task, missed)
+        _carry_last_run(task, _stored(original), missed)
         action = "schedule.create" if before is None else "schedule.edit"
-        audit(actor, action, None, _changes(before, snapshot(task)), target=_target(task))
+        audit(actor, action, None, _changes(before, _snapshot(task)), target=_target(task))
     return task
 
 
@@ -244,6 +279,62 @@ def _run_plain_task(
         celery_task, dict(definition.params), launch=launch, options=options.validate(),
         args=list(definition.args),
     )  # fmt: skip
+
+
+def _snapshot(task: PeriodicTask) -> dict[str, Any]:
+    """`snapshot` with the missed-run policy."""
+    missed = missed_runs_of(task)
+    return {**snapshot(task), "missed_policy": missed.policy, "missed_cap": missed.cap}
+
+
+def _store_missed(task: PeriodicTask, missed: MissedRuns | None) -> MissedRuns:
+    """Store `missed` as `task`'s policy (None: keep the stored one); answer the policy now.
+    The default is stored only over another value, so most schedules need no row."""
+    if missed is None:
+        return missed_runs_of(task)
+    problems = missed_errors(missed)
+    if problems:  # the callers checked it: a bug, not the user's input
+        raise InvalidSchedule(problems)
+    values = {"missed_policy": missed.policy, "missed_cap": missed.cap}
+    if missed != DEFAULT or ScheduleOptions.objects.filter(periodic_task=task).exists():
+        ScheduleOptions.objects.update_or_create(periodic_task=task, defaults=values)
+    return missed
+
+
+# What a save changes about pausing: enabled before, the last run then, the timing rows then.
+_Stored = tuple[bool, datetime | None, tuple[int | None, ...]] | None
+
+
+def _stored(task: PeriodicTask | None) -> _Stored:
+    if task is None:
+        return None
+    return (task.enabled, task.last_run_at, schedule_row_ids(task))
+
+
+def _carry_last_run(saved: PeriodicTask, stored: _Stored, missed: MissedRuns) -> None:
+    """Pausing or resuming with an edit: `write` (like PeriodicTask.save) forgets the last run.
+    Keep it while paused, and on resume under a catching-up policy, so that beat applies the
+    policy to the fire times missed while paused; not across a change of timing (the old last
+    run counts for the old timing only)."""
+    if stored is None:
+        return
+    enabled, last_run, rows = stored
+    if saved.enabled == enabled or last_run is None or schedule_row_ids(saved) != rows:
+        return
+    if saved.enabled and not _catches_up(saved, last_run, missed, timezone.now()):
+        return
+    PeriodicTask.objects.filter(pk=saved.pk).update(last_run_at=last_run)
+    saved.last_run_at = last_run
+
+
+def _catches_up(
+    task: PeriodicTask, last_run: datetime | None, missed: MissedRuns, now: datetime
+) -> bool:
+    """Whether a schedule resumed now keeps its last run, for beat to catch up from it: not
+    under "skip", nor without a last run, nor with a start time still to come."""
+    if missed.policy == MissedRunPolicy.SKIP or last_run is None:
+        return False
+    return task.start_time is None or task.start_time <= now
 
 
 def _target(task: PeriodicTask) -> tuple[str, str]:
