@@ -3,17 +3,19 @@ edited (so the editor can preview it before saving)."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from celery.schedules import crontab_parser
 from django_celery_beat.models import PeriodicTask
 
-from .cron import FireTime, dst_note, next_fire_times
+from .cron import CronExpression, FireTime, dst_note, next_fire_times
 from .rows import definition_of
 from .values import Kind, ScheduleDefinition, zone_or_default
 
-__all__ = ["Upcoming", "forecast", "upcoming"]
+__all__ = ["Upcoming", "Window", "count_cron_fires", "forecast", "upcoming", "upcoming_until"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,108 @@ def _interval_times(
         changed = bool(times) and at.utcoffset() != times[-1].at.utcoffset()
         times.append(FireTime(at, utc_offset_changed=changed))
     return times
+
+
+@dataclass(frozen=True)
+class Window:
+    """The fire times of a schedule up to a moment: the first `cap` of them (`times`), how many
+    more follow within the window (`more`), and the forecast's note."""
+
+    times: list[FireTime]
+    more: int = 0
+    note: str = ""
+
+    @property
+    def total(self) -> int:
+        return len(self.times) + self.more
+
+
+def upcoming_until(
+    task: PeriodicTask, *, until: datetime, cap: int, now: datetime | None = None
+) -> Window:
+    """When beat will fire a stored schedule from now up to `until` (inclusive): the same
+    forecast as `upcoming` (and the editor's preview), at most `cap` times listed and the rest
+    counted without listing them, so an every-second schedule costs a sum, not 604,800 times."""
+    definition = definition_of(task)
+    coming = forecast(
+        definition,
+        last_run_at=task.last_run_at,
+        ran=task.total_run_count > 0,
+        changed_at=task.date_changed,
+        count=cap + 1,
+        now=now,
+    )
+    times = [t for t in coming.times if t.at <= until]
+    if len(times) <= cap:
+        return Window(times, 0, coming.note)
+    times = times[:cap]
+    last = times[-1].at
+    bound = until
+    if definition.expires is not None:
+        bound = min(bound, definition.expires - timedelta(microseconds=1))
+    timing = definition.timing
+    if timing.kind is Kind.CRONTAB:
+        more = count_cron_fires(timing.expression(), timing.timezone, after=last, until=bound)
+    else:  # an interval: `_interval_times` steps evenly from the first time
+        more = max(0, (bound - last) // timing.step()) if timing.step() else 0
+    return Window(times, more, coming.note)
+
+
+def count_cron_fires(expr: CronExpression, tz: str, *, after: datetime, until: datetime) -> int:
+    """How many times `expr` fires in zone `tz` after `after` up to `until` (inclusive), as
+    `next_fire_times` would list them, without listing them: a day whose UTC offset does not
+    change is counted from the expanded fields; a day with a clock change is stepped through
+    by `next_fire_times` itself, so Celery's daylight-saving rules hold there too."""
+    if until <= after:
+        return 0
+    zone = zone_or_default(tz)
+    minutes = _expand(expr.minute, 60, 0)
+    hours = _expand(expr.hour, 24, 0)
+    days = _expand(expr.day_of_month, 31, 1)
+    months = _expand(expr.month_of_year, 12, 1)
+    weekdays = _expand(expr.day_of_week, 7, 0)
+    of_day = sorted(h * 60 + m for h in hours for m in minutes)  # minutes after midnight
+    total = 0
+    day = after.astimezone(zone).date()
+    last_day = until.astimezone(zone).date()
+    while day <= last_day:
+        matches = (
+            day.day in days and day.month in months and day.isoweekday() % 7 in weekdays
+        )  # Celery: day of month AND day of week (Sunday is 0)
+        if matches:
+            start = datetime.combine(day, time(), zone)
+            end = datetime.combine(day + timedelta(days=1), time(), zone)
+            if end - start == timedelta(days=1) and start.utcoffset() == end.utcoffset():
+                total += _count_plain_day(of_day, start, after, until)
+            else:
+                # From just before midnight (fires are on the minute) to just before the next.
+                low = after if after >= start else start - timedelta(seconds=1)
+                high = until if until < end else end - timedelta(microseconds=1)
+                total += _count_by_stepping(expr, tz, low, high)
+        day += timedelta(days=1)
+    return total
+
+
+def _expand(text: str, size: int, low: int) -> set[int]:
+    """A checked cron field as Celery expands it."""
+    return crontab_parser(size, low).parse(text.lower())
+
+
+def _count_plain_day(of_day: list[int], start: datetime, after: datetime, until: datetime) -> int:
+    """Fires on a day without a clock change: wall minutes in (after, until]."""
+    low = (after - start).total_seconds()  # seconds after midnight, exclusive
+    high = (until - start).total_seconds()  # inclusive
+    first = bisect_right(of_day, low / 60) if low >= 0 else 0
+    last = bisect_right(of_day, high / 60)
+    return max(0, last - first)
+
+
+def _count_by_stepping(expr: CronExpression, tz: str, after: datetime, until: datetime) -> int:
+    count = 0
+    while True:
+        batch = next_fire_times(expr, tz, count=240, after=after)
+        for fire in batch:
+            if fire.at > until:
+                return count
+            count += 1
+        after = batch[-1].at

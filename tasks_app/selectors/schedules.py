@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,11 +13,12 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django_celery_beat.models import PeriodicTask
 
 from ..jobs.registry import JobSpec, find_job, masked_params
-from ..models import AuditEntry, DeclaredSchedule, Run
+from ..models import AuditEntry, DeclaredSchedule, MissedRunPolicy, Run, ScheduleOptions
 from ..schedules.cron import CronError
 from ..schedules.declared import is_edited
 from ..schedules.definition import Kind, Timing, Upcoming, definition_of, timing_of, upcoming
 from .audit import AuditRow, audit_rows
+from .calendar_history import HistoryCell, cells_of, history_strips
 from .display import json_text, json_texts
 
 RECENT_RUNS = 25
@@ -35,6 +36,9 @@ class ScheduleRow:
     last_run: Run | None
     declaration: DeclaredSchedule | None
     edited: bool
+    # Its last runs, oldest first (the history strip); filled on the list page and the
+    # schedule's page, empty elsewhere.
+    history: tuple[HistoryCell, ...] = ()
 
     @property
     def editable(self) -> bool:
@@ -125,10 +129,15 @@ def decode_schedule_cursor(cursor: str) -> str | None:
 
 
 def schedules_page(
-    cursor: str | None = None, size: int = SCHEDULE_PAGE_SIZE, *, now: datetime | None = None
+    cursor: str | None = None,
+    size: int = SCHEDULE_PAGE_SIZE,
+    *,
+    now: datetime | None = None,
+    history: bool = False,
 ) -> SchedulePage:
     """One page of schedules by name, by keyset on the unique name (as runs page): a
-    deployment with thousands of schedules costs a page, not the whole table per request."""
+    deployment with thousands of schedules costs a page, not the whole table per request.
+    With `history`, each row has its history strip (one more query for the page)."""
     after = decode_schedule_cursor(cursor) if cursor else None
     tasks = _listed()
     if after is not None:
@@ -136,8 +145,12 @@ def schedules_page(
     found = list(tasks[: size + 1])
     more = len(found) > size
     found = found[:size]
+    rows = _rows(found, now)
+    if history:
+        strips = history_strips([t.name for t in found])
+        rows = [replace(row, history=strips[row.task.name]) for row in rows]
     return SchedulePage(
-        rows=_rows(found, now),
+        rows=rows,
         next_cursor=encode_schedule_cursor(found[-1].name) if more and found else None,
         is_first=after is None,
     )
@@ -167,6 +180,10 @@ class ScheduleDetail:
     params: dict[str, Any]  # sensitive values masked
     param_texts: list[tuple[str, str]]  # the same, each value as JSON text, for the page
     declared_params_text: str  # the parameters declared in code as JSON text, if readable
+    # What beat does about fires missed while it was down (ScheduleOptions; no row: run once).
+    missed_policy: str = MissedRunPolicy.RUN_ONCE
+    missed_policy_label: str = MissedRunPolicy.RUN_ONCE.label
+    missed_cap: int | None = None  # how many missed runs "run every" sends, for that policy
 
 
 def schedule_detail(
@@ -176,12 +193,16 @@ def schedule_detail(
     (`services.unreadable_jobs`) sees it: the parameters, and the details of its audit
     entries, of such a job are left out."""
     task = (
-        PeriodicTask.objects.select_related("crontab", "interval", "clocked", "solar")
+        PeriodicTask.objects.select_related(
+            "crontab", "interval", "clocked", "solar", "taskdeck_options"
+        )
         .filter(pk=pk)
         .first()
     )
     if task is None:
         return None
+    options: ScheduleOptions | None = getattr(task, "taskdeck_options", None)
+    policy = MissedRunPolicy(options.missed_policy) if options else MissedRunPolicy.RUN_ONCE
     runs = list(
         Run.objects.filter(schedule_name=task.name).order_by("-queued_at", "-id")[:RECENT_RUNS]
     )
@@ -190,13 +211,16 @@ def schedule_detail(
     readable = task.task not in unreadable_jobs
     params = _masked_params(task) if readable else {}
     return ScheduleDetail(
-        row=_row(task, runs[0] if runs else None, marker, now),
+        row=replace(_row(task, runs[0] if runs else None, marker, now), history=cells_of(runs)),
         recent_runs=runs,
         audit=audit_rows(list(entries.order_by("-created_at", "-id")[:50]), unreadable_jobs),
         readable=readable,
         params=params,
         param_texts=json_texts(params),
         declared_params_text=_declared_params_text(marker) if readable else "",
+        missed_policy=policy,
+        missed_policy_label=str(policy.label),
+        missed_cap=options.missed_cap if options and policy is MissedRunPolicy.RUN_ALL else None,
     )
 
 

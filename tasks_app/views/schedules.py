@@ -19,6 +19,7 @@ from ..forms.schedules import TIMING_FIELDS
 from ..jobs.registry import find_job
 from ..schedules.cron import CronError
 from ..schedules.definition import ScheduleDefinition, definition_of, forecast
+from ..selectors.calendar_timeline import calendar_days, schedule_calendar
 from ..selectors.schedules import CANNOT_FORECAST, schedules_page
 from ..services import AlreadyActive, BrokerUnavailable, ParamsError
 from ..services.schedules import MANAGE
@@ -29,8 +30,16 @@ from .common import actor_for, safe_next
 @require_safe
 def schedules(request: HtmxHttpRequest) -> HttpResponse:
     # A cursor that is not one of ours reads as the first page, as on the runs list.
-    page = schedules_page(request.GET.get("cursor"))
+    page = schedules_page(request.GET.get("cursor"), history=True)
     return render(request, "tasks_app/schedules.html", {"rows": page.rows, "page": page})
+
+
+@require_safe
+def schedules_calendar(request: HtmxHttpRequest) -> HttpResponse:
+    """When every enabled schedule fires in the next 24 hours or 7 days (`?days=1|7`; anything
+    else reads as 1, as a stray cursor reads as the first page)."""
+    calendar = schedule_calendar(calendar_days(request.GET.get("days")))
+    return render(request, "tasks_app/schedule_calendar.html", {"calendar": calendar})
 
 
 @require_safe
