@@ -12,16 +12,16 @@ from .. import selectors, services
 from ..models import Run, RunSource
 from ..selectors import RunFilter
 from ..selectors.runs import search_text_error
-from ..services.runs import UNKNOWN
+from ..services.runs import UNKNOWN, rerun_params, run_rerun
 from .auth import actor
 from .errors import ApiError, field_errors, refuse_sealed_input, responses
 from .schemas import (
-    NO_BODY,
     BatchUnavailableOut,
     BulkRetryIn,
     BulkRetryOut,
     CancelIn,
     CancelOut,
+    RetryIn,
     RunBatchIn,
     RunBatchOut,
     RunCreateIn,
@@ -250,11 +250,29 @@ def cancel(request: HttpRequest, task_id: str, body: CancelIn) -> dict[str, Any]
 @router.post(
     "/runs/{task_id}/retry",
     response=responses({201: RunOut}, 404, 409, 503),
-    summary="Retry a run with the same parameters",
-    openapi_extra=NO_BODY,
+    summary="Retry a run, as it was or with changed parameters",
+    description=(
+        "Without a body (or with `{}`), a failed, cancelled or lost run again with exactly the "
+        "same parameters. With `params`, a finished run again with those parameters changed "
+        "(it needs the permission to launch the job too). Either way the new run's `retry_of` "
+        "is the original."
+    ),
 )
-def retry(request: HttpRequest, task_id: str) -> Status[dict[str, Any]]:
-    new = services.run_retry(_run(task_id), actor=actor(request))
+def retry(
+    request: HttpRequest, task_id: str, body: RetryIn | None = None
+) -> Status[dict[str, Any]]:
+    original = _run(task_id)
+    caller = actor(request)
+    if body is None or body.params is None:
+        new = services.run_retry(original, actor=caller)
+    else:
+        refuse_sealed_input(body.params, original.params)
+        try:
+            new = run_rerun(original, rerun_params(original, body.params), actor=caller)
+        except services.ParamsError as error:
+            raise ApiError(
+                400, "Invalid parameters.", field_errors("params", error.errors)
+            ) from None
     return Status(201, run_out(new.task_id))
 
 

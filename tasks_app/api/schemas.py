@@ -12,6 +12,7 @@ from ninja import Schema
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field
 
 from ..models import Run, RunSource, RunState
+from ..schedules.missed import CAP_MAX, CAP_MIN, DEFAULT
 
 StateName = Literal[
     "PENDING", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "LOST"
@@ -39,12 +40,12 @@ def _iso_text(value: Any) -> Any:
 
 def _in_utc(value: datetime) -> datetime:
     """Times are stored and compared in UTC: one that has no UTC value (a time on 1 January
-    of the year 1, or 31 December 9999, with an offset that moves it out of range) is refused."""
+    of the year 1, or 31 December 9999, with an offset that moves it out of range) is refused.
+    The UTC value is what goes on: PostgreSQL refuses offsets beyond ±15:59, which ISO allows."""
     try:
-        value.astimezone(UTC)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("The time is out of range once converted to UTC.") from None
-    return value
 
 
 # An input time: ISO 8601 text with a time zone (a naive time is refused, not guessed).
@@ -206,6 +207,18 @@ class CancelIn(In):
     terminate: bool = Field(default=False, description="Kill the process running it now.")
 
 
+class RetryIn(In):
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Run again with these parameters changed: merged over the original's and validated "
+            "as a launch's (a 400 names `params.<name>`; nothing is queued). A sensitive "
+            "parameter left out, or sent as the mask answers show, keeps the original's value. "
+            "Any finished run, a successful one too, may be run again this way."
+        ),
+    )
+
+
 class CancelOut(Schema):
     outcome: str
     run: RunOut
@@ -255,6 +268,14 @@ class TimingIn(In):
     run_at: Moment | None = Field(default=None, description="For one_off (with a time zone).")
 
 
+MissedPolicyName = Literal["skip", "run_once", "run_all"]
+POLICY_HELP = (
+    "What beat does with fire times it missed (it was down, or the schedule was paused): "
+    "`skip` them, `run_once` for all of them, or `run_all` (one run each, the latest "
+    "`missed_cap` at most)."
+)
+
+
 class ScheduleIn(In):
     name: Text = Field(max_length=200)
     job: Text = Field(max_length=200)
@@ -266,6 +287,8 @@ class ScheduleIn(In):
     expires: Moment | None = None
     one_off: bool = False
     queue: Text = Field(default="", max_length=64)
+    missed_policy: MissedPolicyName = Field(default="run_once", description=POLICY_HELP)
+    missed_cap: int = Field(default=DEFAULT.cap, ge=CAP_MIN, le=CAP_MAX)
 
 
 class SchedulePatchIn(In):
@@ -279,6 +302,8 @@ class SchedulePatchIn(In):
     expires: Moment | None = None
     one_off: bool | None = None
     queue: Text | None = Field(default=None, max_length=64)
+    missed_policy: MissedPolicyName | None = Field(default=None, description=POLICY_HELP)
+    missed_cap: int | None = Field(default=None, ge=CAP_MIN, le=CAP_MAX)
 
 
 class TimingOut(Schema):
@@ -316,6 +341,8 @@ class ScheduleOut(Schema):
     queue: str
     declared: Literal["builtin", "code"] | None
     edited: bool
+    missed_policy: MissedPolicyName = Field(description=POLICY_HELP)
+    missed_cap: int
     next_fire_times: list[datetime]
     last_run: LastRunOut | None
     last_fired_at: datetime | None

@@ -14,8 +14,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import selectors
-from ..jobs.registry import find_job, get_job, masked_params
-from ..models import Run, RunSource, RunState
+from ..jobs.registry import MASK, find_job, get_job, masked_params
+from ..models import FINAL_STATES, Run, RunSource, RunState
+from ..selectors.rerun_diff import params_diff
 from ..worker import broker, lifecycle
 from ..worker.enqueue import Launch, PartlyQueued, enqueue, enqueue_many
 from .common import Actor, audit
@@ -207,6 +208,61 @@ def _retry(run: Run, actor: Actor) -> Run:
     options = {"queue": run.queue} if run.queue else {}
     launch = Launch(RunSource.RETRY, actor.user_id, actor.label, retry_of=run)
     return enqueue(task, dict(run.params), launch=launch, options=options, args=list(run.args))
+
+
+def rerun_params(run: Run, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of a re-run that changes only `overrides`: the original's, with those
+    over them. A sensitive parameter not overridden, or given the mask answers show, keeps the
+    original's sealed value (never sent to the caller, so never sent back)."""
+    spec = find_job(run.job_name)
+    sensitive = spec.sensitive if spec is not None else frozenset()
+    merged = dict(run.params or {})
+    for name, value in overrides.items():
+        if name in sensitive and value == MASK and name in merged:
+            continue
+        merged[name] = value
+    return merged
+
+
+def run_rerun(run: Run, params: Mapping[str, Any], *, actor: Actor) -> Run:
+    """Run a finished run's job again with `params` (its parameters, edited): a new run linked
+    to the original (and its root) as a retry is, launched with the original's queue.
+
+    Needs what a retry needs and what launching the job needs (its own permission too). Any
+    finished run may be re-run, a successful one too: with changed parameters it is a new
+    attempt, not a repeat. Raises PermissionDenied, NotRetriable, NotLaunchable, ParamsError,
+    lifecycle.AlreadyActive or BrokerUnavailable; nothing is queued then."""
+    actor.require("tasks_app.retry_run")
+    spec = find_job(run.job_name)
+    if spec is None:
+        require_task_permission(actor, run.job_name)  # superusers hear why below, others 403
+        raise NotRetriable(
+            f"{run.job_name} is not a registered job: it has no parameters to change. "
+            "Retry it as it was instead."
+        )
+    require_launch(actor, spec)
+    if not spec.ledger:
+        raise NotLaunchable(f"{spec.title} is housekeeping that runs on its schedule only.")
+    if run.state not in FINAL_STATES:
+        state = run.get_state_display().lower()
+        raise NotRetriable(f"Only finished runs can be run again; this one is {state}.")
+    json_params = spec.params.validate(params)  # once: enqueue takes these as they are
+    options = {"queue": run.queue} if run.queue else {}
+    launch = Launch(RunSource.RETRY, actor.user_id, actor.label, retry_of=run)
+    new = enqueue(spec.task, json_params, launch=launch, options=options)
+    diff = params_diff(run.job_name, run.params or {}, json_params)
+    audit(
+        actor,
+        "run.retry",
+        new,
+        {
+            "retry_of": run.task_id,
+            "job": run.job_name,
+            "params": masked_params(run.job_name, json_params),
+            "changed": diff.changed_names,
+        },
+    )
+    return new
 
 
 UNKNOWN = "unknown"

@@ -15,8 +15,12 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from .. import selectors, services
 from ..forms import BulkActionForm, CancelForm, RunFilterForm
+from ..jobs.registry import find_job
+from ..jobs.sealing import is_sealed
 from ..models import Run, RunState
-from ..services import BrokerUnavailable
+from ..selectors.rerun_diff import rerun_diff
+from ..services import AlreadyActive, BrokerUnavailable, ParamsError
+from ..services.runs import run_rerun
 from ..types import HtmxHttpRequest
 from .common import actor_for, safe_next
 
@@ -111,14 +115,89 @@ def run_detail(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
         if live is None:
             raise Http404("No such run.")
         services.require_run_read(actor_for(request), live.run)  # a restricted job: 403
-        context = {"d": live, "run": live.run, "cancel_form": CancelForm()}
+        context = {
+            "d": live,
+            "run": live.run,
+            "cancel_form": CancelForm(),
+            "can_rerun": _may_rerun(request, live.run),
+        }
         return render(request, "tasks_app/run.html#live", context)
     detail = selectors.run_detail(task_id)
     if detail is None:
         raise Http404("No such run.")
     services.require_run_read(actor_for(request), detail.run)  # a restricted job: 403
-    context = {"d": detail, "run": detail.run, "cancel_form": CancelForm()}
+    context = {
+        "d": detail,
+        "run": detail.run,
+        "cancel_form": CancelForm(),
+        "can_rerun": _may_rerun(request, detail.run),
+        "rerun_diff": rerun_diff(detail.run),  # what changed against the run it re-ran
+    }
     return render(request, "tasks_app/run.html", context)
+
+
+def _may_rerun(request: HtmxHttpRequest, run: Run) -> bool:
+    """Whether to offer "Run again with changes": a registered job this user may both retry
+    and launch (the service checks again, and whether the run has finished)."""
+    spec = find_job(run.job_name)
+    actor = actor_for(request)
+    return (
+        spec is not None
+        and actor.has_perm("tasks_app.retry_run")
+        and services.may_launch(actor, spec)
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def run_rerun_form(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
+    """The job's parameters, filled in with a finished run's, to change and run again. A
+    sensitive field shows no value: left empty, it keeps the original's sealed value."""
+    run = get_object_or_404(Run, task_id=task_id)
+    actor = actor_for(request)
+    services.require_run_read(actor, run)  # its parameters are details: a restricted job, 403
+    spec = find_job(run.job_name)
+    if spec is None:
+        messages.error(request, f"{run.job_name} is not a registered job: retry it as it was.")
+        return redirect("tasks_app:run", task_id=task_id)
+    status = 200
+    # A sealed value stays on the server: kept by a sensitive field, never shown by another
+    # (a parameter that was sensitive when the run was launched): that one is entered again.
+    initial = {
+        k: v for k, v in (run.params or {}).items() if k in spec.sensitive or not is_sealed(v)
+    }
+    form = spec.params.form(
+        data=request.POST if request.method == "POST" else None, initial=initial
+    )
+    if request.method == "POST":
+        params = spec.params.validate_form(form)
+        if params is not None:
+            try:
+                new = run_rerun(run, params, actor=actor)
+            except ParamsError as error:
+                error.add_to_form(form)
+            except services.ServiceError as error:  # not finished yet, housekeeping
+                form.add_error(None, str(error))
+                status = 409
+            except AlreadyActive as error:
+                form.add_error(None, str(error))
+                status = 409
+            except BrokerUnavailable:
+                form.add_error(
+                    None, "The broker is unavailable, so nothing was queued. Try again shortly."
+                )
+                status = 503
+            else:
+                messages.success(request, f"Running {spec.title} again, with your changes.")
+                return redirect("tasks_app:run", task_id=new.task_id)
+        if status == 200:
+            status = 400
+    context = {
+        "spec": spec,
+        "run": run,
+        "form": form,
+        "can_rerun": _may_rerun(request, run),
+    }
+    return render(request, "tasks_app/rerun.html", context, status=status)
 
 
 @require_POST
