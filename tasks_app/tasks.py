@@ -25,6 +25,7 @@ from .jobs.registry import find_job, job, masked_params
 from .metrics import rollup
 from .models import Alert, AlertMessage, JobHourStats, Run, RunState
 from .selectors import RunFilter, runs_matching
+from .services import bulk_operations
 from .worker import reaper
 
 if settings.TASKDECK_DEMO_JOBS:
@@ -147,6 +148,29 @@ def cleanup(
 def _delete_artifacts(run_ids: list[int]) -> None:
     for run in Run.objects.filter(pk__in=run_ids).exclude(artifact="").only("artifact"):
         run.artifact.delete(save=False)
+
+
+@job(
+    name=bulk_operations.JOB_NAME,
+    title="Bulk operation on runs",
+    queue="default",
+    retry="no_retry",
+    unique=True,  # one job per operation at a time, whatever its batch size
+    unique_key=lambda params: f"bulk_operation:{params['operation_id']}",
+    # Safe to run again: it resumes after the last committed batch (services.bulk_operations),
+    # so a worker lost mid-way has it re-queued instead of leaving it half done.
+    idempotent=True,
+)
+def bulk_operation(
+    ctx: JobContext,
+    operation_id: Annotated[int, Ge(1), Param(help="The bulk operation to carry out.")],
+    batch_size: Annotated[
+        int, Ge(1), Le(bulk_operations.MAX_BATCH_SIZE), Param(help="Runs per batch.")
+    ] = bulk_operations.BATCH_SIZE,
+) -> dict[str, Any]:
+    """Retry or cancel every run a bulk operation matched, in batches, resuming after the last
+    batch it committed if it was interrupted."""
+    return bulk_operations.bulk_operation_work(ctx, operation_id, batch_size)
 
 
 @job(

@@ -4,7 +4,7 @@ numbers in `overview`, the audit trail in `audit`."""
 
 import base64
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -152,3 +152,87 @@ def runs_page(filters: RunFilter, cursor: str | None = None, size: int = PAGE_SI
 def runs_count_up_to(filters: RunFilter, limit: int) -> int:
     """How many runs match, counting at most `limit + 1` rows (to say "more than limit")."""
     return runs_matching(filters).order_by()[: limit + 1].count()
+
+
+def run_filter_from_dict(data: dict[str, Any]) -> RunFilter:
+    """The filter `RunFilter.as_dict()` stored (a bulk operation's), back as a RunFilter."""
+
+    def moment(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+    return RunFilter(
+        states=tuple(str(state) for state in data.get("states") or ()),
+        job_name=str(data.get("job_name") or ""),
+        source=str(data.get("source") or ""),
+        actor_label=str(data.get("actor_label") or ""),
+        schedule_name=str(data.get("schedule_name") or ""),
+        since=moment(data.get("since")),
+        until=moment(data.get("until")),
+        text=str(data.get("text") or ""),
+    )
+
+
+def latest_run_id() -> int:
+    """The newest run's id (0 with none): a bulk operation's matching set stops there."""
+    return int(Run.objects.order_by("-id").values_list("id", flat=True).first() or 0)
+
+
+def runs_actionable(
+    filters: RunFilter,
+    states: frozenset[str],
+    *,
+    up_to_id: int,
+    finished_by: datetime | None = None,
+) -> QuerySet[Run]:
+    """The runs a bulk operation acts on: matching `filters`, in `states` (within the states
+    the filter asks for, if any), no newer than `up_to_id` and, for final states, finished by
+    `finished_by`: a run still running when the operation was requested is not in its set
+    even if it fails later. Unordered."""
+    wanted = sorted(set(filters.states) & states if filters.states else states)
+    queryset = runs_matching(replace(filters, states=())).filter(state__in=wanted, id__lte=up_to_id)
+    if finished_by is not None:  # (a final run with no finish time is an old one)
+        queryset = queryset.filter(Q(finished_at__lte=finished_by) | Q(finished_at__isnull=True))
+    return queryset.order_by()
+
+
+def runs_actionable_count(
+    filters: RunFilter,
+    states: frozenset[str],
+    *,
+    up_to_id: int,
+    finished_by: datetime | None = None,
+) -> int:
+    return runs_actionable(filters, states, up_to_id=up_to_id, finished_by=finished_by).count()
+
+
+# What a bulk operation reads of each run it acts on (not the log, result or artifact).
+BATCH_FIELDS = ("id", "task_id", "job_name", "state", "params", "args", "queue", "root")
+
+
+def runs_batch_after(
+    filters: RunFilter,
+    states: frozenset[str],
+    *,
+    after_id: int,
+    up_to_id: int,
+    size: int,
+    finished_by: datetime | None = None,
+) -> list[Run]:
+    """The next `size` actionable runs after `after_id`, by id: a keyset page (no OFFSET), so
+    each batch starts where the last stopped however far in, and a run is read once."""
+    queryset = runs_actionable(filters, states, up_to_id=up_to_id, finished_by=finished_by)
+    return list(queryset.filter(id__gt=after_id).order_by("id").only(*BATCH_FIELDS)[:size])
+
+
+def runs_batch_before(
+    filters: RunFilter,
+    states: frozenset[str],
+    *,
+    up_to_id: int,
+    size: int,
+    finished_by: datetime | None = None,
+) -> list[int]:
+    """The ids of the last `size` actionable runs up to `up_to_id`: the batch a bulk
+    operation handled last before it was interrupted (a superset of it)."""
+    queryset = runs_actionable(filters, states, up_to_id=up_to_id, finished_by=finished_by)
+    return list(queryset.order_by("-id").values_list("id", flat=True)[:size])
