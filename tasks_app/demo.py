@@ -72,6 +72,26 @@ def sensitive(
     return {"secret_length": len(password), "label": label}
 
 
+@job(
+    name="demo.limited",
+    title="Demo: two at a time",
+    queue="default",
+    retry="no_retry",
+    concurrency=2,
+)
+def limited(
+    ctx: JobContext,
+    seconds: Annotated[float, Ge(0), Le(600), Param(help="How long the run takes.")] = 5.0,
+) -> float:
+    """At most two runs execute at once (`concurrency=2`, changeable on this page); launch more
+    and the others wait in the queue for a slot."""
+    steps = 10
+    for step in range(1, steps + 1):
+        time.sleep(seconds / steps)
+        ctx.progress(step, steps, f"{seconds * step / steps:.1f} of {seconds:g} s")
+    return seconds
+
+
 @shared_task(name="demo.add")
 def add(x: int, y: int) -> int:
     """A plain Celery task, not a @job: such tasks are recorded in the ledger too."""

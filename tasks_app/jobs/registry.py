@@ -41,6 +41,9 @@ class JobSpec:
     idempotent: bool = False
     permission: str | None = None
     ledger: bool = True
+    # At most this many runs at once across all workers (None: no limit); an operator's
+    # JobLimit row overrides it at runtime.
+    concurrency: int | None = None
 
     def key_for(self, params: Mapping[str, Any]) -> str | None:
         """The uniqueness key of a launch with these (JSON) parameters, if the job is unique."""
@@ -85,6 +88,7 @@ def job(
     permission: str | None = None,
     form: type[forms.Form] | None = None,
     ledger: bool = True,
+    concurrency: int | None = None,
 ) -> Callable[[Callable[..., Any]], Any]:
     """Register `func(ctx, **params)` as a job and a Celery task named `name`.
 
@@ -92,7 +96,13 @@ def job(
     acknowledged on receipt, so a lost worker never runs them twice (at most once).
     `ledger=False` is for frequent housekeeping (the reaper): its runs are neither recorded nor
     stored as results, so they do not bury the history; what it changes goes to the audit trail.
+    `concurrency=N`: at most N runs of the job execute at once across all workers; the others
+    wait in the queue for a slot (`tasks_app.worker.slots`).
     """
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}.")
 
     def decorate(func: Callable[..., Any]) -> Any:
         task_name = name or f"{func.__module__}.{func.__name__}"
@@ -119,6 +129,7 @@ def job(
             idempotent=idempotent,
             permission=permission,
             ledger=ledger,
+            concurrency=concurrency,
         )
         _REGISTRY[task_name] = spec
         options: dict[str, Any] = {

@@ -1,5 +1,6 @@
 """The job catalog and each job's launch form, with the job's numbers (from the rolled-up
-stats, hidden from those who may not read its runs)."""
+stats, hidden from those who may not read its runs) and its concurrency limit (changed here
+by those with the permission)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from .. import charts, selectors, services
 from ..forms import LaunchOptionsForm
+from ..forms.concurrency import ACTION as CONCURRENCY_ACTION
+from ..forms.concurrency import ConcurrencyForm
 from ..jobs.registry import JobSpec, all_jobs, get_job
 from ..models import RunSource
-from ..services import AlreadyActive, BrokerUnavailable, ParamsError, UnknownJob
+from ..services import AlreadyActive, BrokerUnavailable, ParamsError, UnknownJob, job_limits
 from ..types import HtmxHttpRequest
 from .common import actor_for
 
@@ -32,7 +35,11 @@ def jobs(request: HtmxHttpRequest) -> HttpResponse:
         [spec.name for spec in specs], windows=(selectors.DAY,), unreadable_jobs=hidden
     )
     # Per job: may launch it, its last 24 hours (None: hidden from this viewer).
-    rows = [(spec, can_launch(request, spec), numbers.get(spec.name)) for spec in specs]
+    limits = job_limits.job_concurrency_many(spec.name for spec in specs)
+    rows = [
+        (spec, can_launch(request, spec), numbers.get(spec.name), limits.get(spec.name))
+        for spec in specs
+    ]
     return render(request, "tasks_app/jobs.html", {"rows": rows})
 
 
@@ -43,7 +50,31 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
     except UnknownJob:
         raise Http404(f"No job named {name}.") from None
     status = 200
-    if request.method == "POST":
+    concurrency_form = ConcurrencyForm(prefix=CONCURRENCY_ACTION)
+    if request.method == "POST" and request.POST.get("action") == CONCURRENCY_ACTION:
+        concurrency_form = ConcurrencyForm(request.POST, prefix=CONCURRENCY_ACTION)
+        if concurrency_form.is_valid():
+            try:
+                job_limits.job_limit_set(
+                    name,
+                    concurrency_form.cleaned_data["concurrency"],
+                    actor=actor_for(request),
+                    use_code_default=concurrency_form.cleaned_data["use_code_default"],
+                )
+            except services.FieldErrors as error:
+                for field, problem in error.errors.items():
+                    concurrency_form.add_error(field, problem)
+            except BrokerUnavailable as error:
+                concurrency_form.add_error(None, f"{error} Try again shortly.")
+                status = 503
+            else:
+                messages.success(request, f"Concurrency limit of {spec.title} saved.")
+                return redirect("tasks_app:launch", name=name)
+        if status == 200:
+            status = 400
+        form = spec.params.form()
+        options = LaunchOptionsForm(prefix="option")
+    elif request.method == "POST":
         form = spec.params.form(data=request.POST)
         options = LaunchOptionsForm(request.POST, prefix="option")
         params = spec.params.validate_form(form)
@@ -81,6 +112,9 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
     ).get(spec.name)
     context = {
         "spec": spec,
+        "concurrency": job_limits.job_concurrency(name),
+        "concurrency_form": concurrency_form,
+        "can_manage_limits": job_limits.may_manage_limits(actor_for(request)),
         "form": form,
         "options": options,
         "can_launch": can_launch(request, spec),

@@ -57,7 +57,7 @@ def _may_become(new: RunState, retries: int) -> Q:
 _SETS: dict[RunState, str] = {
     RunState.STARTED: (
         "state = %(state)s, retries = %(retries)s, worker = %(worker)s, heartbeat_at = %(now)s, "
-        "attempts = attempts + 1, started_at = %(now)s, error = ''"
+        "attempts = attempts + 1, started_at = %(now)s, error = '', slot_wait_since = NULL"
     ),
     RunState.RETRY: "state = %(state)s, retries = %(retries)s, error = %(error)s",
     RunState.PROGRESS: (
@@ -215,6 +215,7 @@ def mark_started(task_id: str, *, retries: int, worker: str, first_seen: QueuedR
         "attempts": F("attempts") + 1,
         "started_at": now,
         "error": "",
+        "slot_wait_since": None,
     }
     not_cancelled = Q(cancel_requested_at__isnull=True)
     if Run.objects.filter(
@@ -231,6 +232,18 @@ def mark_started(task_id: str, *, retries: int, worker: str, first_seen: QueuedR
         mark_finished(task_id, RunState.REVOKED, error="Cancelled before it started.")
         return StartOutcome.CANCELLED
     return StartOutcome.FINAL  # an older attempt's late start: do not run it
+
+
+def mark_slot_wait(task_id: str) -> bool:
+    """A queued run found no free slot under its job's concurrency limit: it waits (the time it
+    first did is kept). False when the run is final (cancelled while it waited): nothing is
+    left to run. A run not recorded, or running (a duplicate delivery), waits all the same."""
+    queued = [RunState.PENDING, RunState.RETRY]
+    if Run.objects.filter(task_id=task_id, state__in=queued, slot_wait_since__isnull=True).update(
+        slot_wait_since=timezone.now()
+    ):
+        return True
+    return not Run.objects.filter(task_id=task_id, state__in=sorted(FINAL_STATES)).exists()
 
 
 def mark_retry(task_id: str, *, retries: int, error: str) -> bool:

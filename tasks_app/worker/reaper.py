@@ -3,6 +3,11 @@
 A non-idempotent run is marked LOST (final, never run again: at most once). A run of a job
 declared idempotent is re-queued once with the same id and parameters (at least once); if it is
 lost again it is marked LOST.
+
+Runs waiting for a slot under their job's concurrency limit are queued (PENDING or RETRY, with
+`slot_wait_since`), never running, so they are not the reaper's: only a run that started has a
+heartbeat to go silent. A dead worker's slots free themselves when their leases expire
+(`tasks_app.worker.slots`).
 """
 
 from __future__ import annotations
