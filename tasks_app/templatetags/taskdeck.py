@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django import template
 from django.utils import timezone
@@ -10,7 +10,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from ..charts import seconds_label
-from ..models import Run, RunState
+from ..models import Run, RunState, TimeDisplay
+from ..services import preferences
 
 register = template.Library()
 
@@ -80,21 +81,76 @@ def relative_time(moment: datetime, now: datetime) -> str:
     return f"{amount} ago" if delta > 0 else f"in {amount}"
 
 
+def iso_utc(moment: datetime) -> str:
+    """The machine-readable instant every <time> carries, in UTC whatever the current zone:
+    "2026-12-05T14:03:12.250000+00:00". The page's script re-renders the text from it in the
+    viewer's chosen time display."""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment.astimezone(UTC).isoformat()
+
+
+def absolute_label(moment: datetime) -> str:
+    """`moment` in full in the current zone, with the zone's name: "2026-12-05 14:03:12 UTC"."""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
 @register.filter
 def when(moment: datetime | None) -> SafeString | str:
     """`moment` relative to now, in a <time> element whose title is the absolute time in the
-    current zone: <time datetime="…" title="2026-12-05 14:03:12 UTC">3 min ago</time>."""
+    current zone: <time datetime="2026-12-05T14:03:12+00:00" title="2026-12-05 14:03:12 UTC">3
+    min ago</time>. Reads correctly without JavaScript; with it, the viewer's time display
+    applies (static/tasks_app/time.js)."""
     if moment is None:
         return ""
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
-    local = timezone.localtime(moment)
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
-        local.isoformat(),
-        local.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+        iso_utc(moment),
+        absolute_label(moment),
         relative_time(moment, timezone.now()),
     )
+
+
+@register.filter
+def stamp(moment: datetime | str | None) -> SafeString | str:
+    """An absolute time (a datetime, or a stored ISO string such as a log line's) in a <time>
+    element: the full time in the current zone as text, so a page that lists events reads as a
+    timeline without JavaScript; with it, the viewer's time display applies. None -> ""."""
+    if moment is None or moment == "":
+        return ""
+    if isinstance(moment, str):
+        try:
+            instant = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment  # not a time: shown as it is (escaped, as any text)
+    else:
+        instant = moment
+    label = absolute_label(instant)
+    return format_html('<time datetime="{}" title="{}">{}</time>', iso_utc(instant), label, label)
+
+
+@register.simple_tag(takes_context=True)
+def time_display(context: template.Context) -> str:
+    """The viewer's time display (relative, local or utc), for base.html to put on <body>.
+    Looked up once per request however often a page asks."""
+    request = context.get("request")
+    if request is None:
+        return preferences.DEFAULT_TIME_DISPLAY.value
+    cached = getattr(request, "_taskdeck_time_display", None)
+    if cached is None:
+        cached = preferences.time_display_of(getattr(request, "user", None))
+        request._taskdeck_time_display = cached
+    return str(cached)
+
+
+@register.simple_tag
+def time_display_choices() -> list[tuple[str, str]]:
+    """The choices of the header's time display toggle: (value, label)."""
+    return [(str(value), str(label)) for value, label in TimeDisplay.choices]
 
 
 @register.filter
