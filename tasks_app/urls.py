@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from .views import alerts, audit, jobs, overview, runs, schedules, tokens, workers
+from .views import (
+    alerts,
+    audit,
+    bulk_operations,
+    jobs,
+    overview,
+    preferences,
+    runs,
+    schedules,
+    tokens,
+    workers,
+)
 
 app_name = "tasks_app"
 
@@ -13,8 +24,19 @@ urlpatterns = [
     path("runs/", runs.runs, name="runs"),
     path("runs/bulk/", runs.runs_bulk, name="runs_bulk"),
     path("runs/retry-failed/", runs.runs_retry_failed, name="runs_retry_failed"),
+    path("bulk-operations/new/", bulk_operations.bulk_operation_new, name="bulk_operation_new"),
+    path(
+        "bulk-operations/offer/", bulk_operations.bulk_operation_offer, name="bulk_operation_offer"
+    ),
+    path("bulk-operations/<int:pk>/", bulk_operations.bulk_operation, name="bulk_operation"),
+    path(
+        "bulk-operations/<int:pk>/resume/",
+        bulk_operations.bulk_operation_resume,
+        name="bulk_operation_resume",
+    ),
     path("runs/<str:task_id>/", runs.run_detail, name="run"),
     path("runs/<str:task_id>/retry/", runs.run_retry, name="run_retry"),
+    path("runs/<str:task_id>/rerun/", runs.run_rerun_form, name="run_rerun"),
     path("runs/<str:task_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<str:task_id>/file/", runs.run_artifact, name="run_artifact"),
     path("schedules/", schedules.schedules, name="schedules"),
@@ -22,6 +44,7 @@ urlpatterns = [
     path("schedules/bulk/", schedules.schedules_bulk, name="schedules_bulk"),
     path("schedules/preview/", schedules.schedule_preview, name="schedule_preview"),
     path("schedules/params/", schedules.schedule_params, name="schedule_params"),
+    path("schedules/calendar/", schedules.schedules_calendar, name="schedules_calendar"),
     path("schedules/<int:pk>/", schedules.schedule_detail, name="schedule"),
     path("schedules/<int:pk>/edit/", schedules.schedule_edit, name="schedule_edit"),
     path("schedules/<int:pk>/toggle/", schedules.schedule_toggle, name="schedule_toggle"),
@@ -30,6 +53,8 @@ urlpatterns = [
     path("schedules/<int:pk>/reset/", schedules.schedule_reset, name="schedule_reset"),
     path("workers/", workers.workers, name="workers"),
     path("workers/panel/", workers.workers_panel, name="workers_panel"),
+    path("workers/queues/<str:name>/pause/", workers.queue_pause, name="queue_pause"),
+    path("workers/queues/<str:name>/resume/", workers.queue_resume, name="queue_resume"),
     path("audit/", audit.audit, name="audit"),
     path("alerts/", alerts.alerts, name="alerts"),
     path("alerts/rules/new/", alerts.rule_new, name="alert_rule_new"),
@@ -45,5 +70,6 @@ urlpatterns = [
     ),
     path("alerts/channels/<int:pk>/test/", alerts.channel_test, name="alert_channel_test"),
     path("tokens/", tokens.tokens, name="tokens"),
+    path("preferences/", preferences.preferences, name="preferences"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
 ]

@@ -23,7 +23,7 @@ from ninja.operation import Operation
 
 from ..middleware import TIMEOUT_DETAIL, is_statement_timeout
 from ..services import AlreadyActive, BrokerUnavailable, NotRetriable, ParamsError, ServiceError
-from . import alerts, jobs, runs, schedules, stats
+from . import alerts, bulk_operations, calendar, jobs, preferences, queues, runs, schedules, stats
 from .auth import BearerToken, TokenExpired, staff_or_token
 from .errors import ApiError, field_errors
 
@@ -40,7 +40,15 @@ api = NinjaAPI(
     urls_namespace="taskdeck_api",
     docs_decorator=staff_or_token,
 )
-ROUTERS = (jobs.router, runs.router, schedules.router, stats.router, alerts.router)
+ROUTERS = (
+    # calendar before schedules: `/schedules/calendar` is not a schedule's id.
+    calendar.router,
+    # bulk_operations around runs: see its docstring.
+    jobs.router, bulk_operations.router, runs.router, bulk_operations.item_router,
+    schedules.router, stats.router,
+    alerts.router, queues.router,
+    preferences.router,
+)  # fmt: skip
 for router in ROUTERS:
     api.add_router("", router)
 

@@ -183,6 +183,9 @@ def test_every_operation_refuses_unknown_query_parameters_and_changes_nothing(
             "name": "x", "job": "demo.progress", "timing": {"kind": "interval", "every": 5},
         },
         ("post", "/alerts/rules"): {"name": "x", "kind": "run_failed"},
+        ("put", "/me/preferences"): {"time_display": "utc"},
+        ("post", "/runs/bulk-operations"): {"action": "retry", "filters": {"job": "demo.flaky"}},
+        ("put", "/jobs/{name}/concurrency"): {"concurrency": 2},
         ("post", "/alerts/channels"): {
             "name": "x", "kind": "email", "email_to": ["ops@example.com"],
         },
@@ -191,7 +194,7 @@ def test_every_operation_refuses_unknown_query_parameters_and_changes_nothing(
     document = api.get("/openapi.json").json()
     tried = 0
     for template, operations in document["paths"].items():
-        path = template.removeprefix(API).format(task_id=run.task_id, pk=schedule.pk)
+        path = template.removeprefix(API).format(task_id=run.task_id, pk=schedule.pk, name="low")
         for method in operations:
             if method == "get":
                 response = api.get(path, bogus="1")
@@ -219,7 +222,8 @@ def test_operations_that_take_no_body_refuse_one(api: Api, broker: str, raw: str
         {"name": "s", "job": "demo.progress", "timing": {"kind": "interval", "every": 5}},
     ).json()
 
-    for path in (f"/runs/{run.task_id}/retry", f"/schedules/{schedule['id']}/run"):
+    # POST /runs/{task_id}/retry takes an optional body now: tests/integration/api/test_rerun_api.py
+    for path in (f"/schedules/{schedule['id']}/run",):
         response = api.post(path, raw=raw)
         assert response.status_code == 400, (path, response.content)
         assert "body" in response.json()["errors"]
@@ -234,7 +238,7 @@ def test_operations_that_take_no_body_accept_none_or_an_empty_object(api: Api, b
 
     assert (empty.status_code, braces.status_code) == (201, 201), empty.content
     document = api.get("/openapi.json").json()["paths"]
-    for template in (f"{API}/runs/{{task_id}}/retry", f"{API}/schedules/{{pk}}/run"):
+    for template in (f"{API}/schedules/{{pk}}/run",):  # the retry's optional body: test_rerun_api
         body = document[template]["post"]["requestBody"]
         assert body["required"] is False
         assert body["content"]["application/json"]["schema"]["additionalProperties"] is False

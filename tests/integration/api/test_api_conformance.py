@@ -107,6 +107,14 @@ def test_every_operation_answers_a_valid_request_as_the_document_says(
         ("/runs", "GET", {"query": {"state": ["FAILURE"], "job": "demo.flaky", "limit": 1}}),
         ("/runs/{task_id}", "GET", {"path_parameters": {"task_id": failed.task_id}}),
         ("/runs/{task_id}/retry", "POST", {"path_parameters": {"task_id": failed.task_id}}),
+        (
+            "/runs/{task_id}/retry",
+            "POST",
+            {
+                "path_parameters": {"task_id": failed.task_id},
+                "body": {"params": {"failure_rate": 0.5}},  # run again with a change
+            },
+        ),
         ("/runs/retry", "POST", {"body": {"task_ids": [spare.task_id, "no-such-run"]}}),
         # Django matches paths before methods, so GET /runs/retry is GET /runs/{task_id} for
         # the task id "retry": documented as such, and a 404 here.
@@ -123,6 +131,7 @@ def test_every_operation_answers_a_valid_request_as_the_document_says(
             {"path_parameters": {"task_id": queued}, "body": {"terminate": False}},
         ),
         ("/schedules", "GET", {}),
+        ("/schedules/calendar", "GET", {"query": {"days": 7}}),
         ("/schedules/{pk}", "GET", {"path_parameters": {"pk": pk}}),
         (
             "/schedules/{pk}",
@@ -132,6 +141,23 @@ def test_every_operation_answers_a_valid_request_as_the_document_says(
         ("/schedules/{pk}/run", "POST", {"path_parameters": {"pk": pk}}),
         ("/schedules/{pk}", "DELETE", {"path_parameters": {"pk": pk}}),
         ("/stats", "GET", {}),
+        ("/queues/{name}/pause", "POST", {"path_parameters": {"name": "low"}}),
+        ("/queues", "GET", {}),
+        ("/queues/{name}/resume", "POST", {"path_parameters": {"name": "low"}}),
+        ("/me/preferences", "PUT", {"body": {"time_display": "utc"}}),
+        ("/me/preferences", "GET", {}),
+        (
+            "/runs/bulk-operations",
+            "POST",
+            {"body": {"action": "retry", "filters": {"job": "demo.flaky"}}},
+        ),
+        ("/runs/bulk-operations", "GET", {}),
+        ("/jobs/{name}/concurrency", "GET", {"path_parameters": {"name": "demo.limited"}}),
+        (
+            "/jobs/{name}/concurrency",
+            "PUT",
+            {"path_parameters": {"name": "demo.limited"}, "body": {"concurrency": 3}},
+        ),
     ]
     answered = {("/runs", "POST"), ("/schedules", "POST")}
     assert created_response.status_code == 201
@@ -143,6 +169,10 @@ def test_every_operation_answers_a_valid_request_as_the_document_says(
         else:
             assert response.status_code == expected, (method, path, response.text)
         answered.add((path, method))
+    bulk_pk = operation("/runs/bulk-operations", "GET").Case().call(headers=headers).json()
+    one = {"path_parameters": {"pk": bulk_pk["items"][0]["id"]}}
+    operation("/runs/bulk-operations/{pk}", "GET").Case(**one).call_and_validate(headers=headers)
+    answered.add(("/runs/bulk-operations/{pk}", "GET"))
 
     documented = {
         (path.removeprefix("/api/v1"), method.upper())

@@ -29,8 +29,13 @@ EXPECTED: dict[str, frozenset[str]] = {
     "tasks_app:runs": GET,
     "tasks_app:runs_bulk": POST,
     "tasks_app:runs_retry_failed": BOTH,
+    "tasks_app:bulk_operation_new": BOTH,
+    "tasks_app:bulk_operation_offer": GET,
+    "tasks_app:bulk_operation": GET,
+    "tasks_app:bulk_operation_resume": POST,
     "tasks_app:run": GET,
     "tasks_app:run_retry": POST,
+    "tasks_app:run_rerun": BOTH,
     "tasks_app:run_cancel": POST,
     "tasks_app:run_artifact": GET,
     "tasks_app:schedules": GET,
@@ -38,6 +43,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "tasks_app:schedules_bulk": POST,
     "tasks_app:schedule_preview": GET,
     "tasks_app:schedule_params": GET,
+    "tasks_app:schedules_calendar": GET,
     "tasks_app:schedule": GET,
     "tasks_app:schedule_edit": BOTH,
     "tasks_app:schedule_toggle": POST,
@@ -46,6 +52,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "tasks_app:schedule_reset": POST,
     "tasks_app:workers": GET,
     "tasks_app:workers_panel": GET,
+    "tasks_app:queue_pause": POST,
+    "tasks_app:queue_resume": POST,
     "tasks_app:audit": GET,
     "tasks_app:alerts": GET,
     "tasks_app:alert_rule_new": BOTH,
@@ -59,6 +67,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "metrics": GET,  # Prometheus' scrape (off, 404, unless TASKDECK_METRICS_TOKEN is set)
     "tasks_app:tokens": BOTH,
     "tasks_app:token_revoke": POST,
+    "tasks_app:preferences": BOTH,
 }
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 NOT_WALKED = ("/admin/", "/api/")  # Django's admin; the API (django-ninja: 405 of its own)

@@ -32,6 +32,8 @@ from tasks_app.models import (
     AlertRuleKind,
     ApiToken,
     AuditEntry,
+    BulkOperation,
+    QueuePause,
     Run,
     RunState,
 )
@@ -47,15 +49,22 @@ ACTIONS = {  # POST only
     "runs_bulk", "run_retry", "run_cancel", "schedules_bulk", "schedule_toggle",
     "schedule_run", "schedule_reset", "token_revoke", "alert_channel_rotate_secret",
     "alert_channel_test",
+    "queue_pause", "queue_resume",
+    "bulk_operation_resume",
 }  # fmt: skip
 FORMS = {  # GET shows the form or asks to confirm; POST acts
     "launch", "runs_retry_failed", "schedule_new", "schedule_edit", "schedule_delete", "tokens",
     "alert_rule_new", "alert_rule_edit", "alert_rule_delete", "alert_channel_new",
     "alert_channel_edit", "alert_channel_delete",
+    "run_rerun",
+    "preferences",
+    "bulk_operation_new",
 }  # fmt: skip
 READS = {
     "overview", "jobs", "runs", "run", "run_artifact", "schedules", "schedule",
     "schedule_preview", "schedule_params", "workers", "workers_panel", "audit", "alerts",
+    "schedules_calendar",
+    "bulk_operation", "bulk_operation_offer",
 }  # fmt: skip
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -114,9 +123,14 @@ def url_of(name: str, world: dict[str, Any]) -> str:
         "launch": ["demo.progress"],
         "run": [world["failed"].task_id],
         "run_retry": [world["failed"].task_id],
+        "run_rerun": [world["failed"].task_id],
         "run_cancel": [world["queued"].task_id],
         "run_artifact": [world["failed"].task_id],
         "token_revoke": [world["token"].pk],
+        "queue_pause": ["low"],
+        "queue_resume": ["low"],
+        "bulk_operation": [_bulk_operation(world)],
+        "bulk_operation_resume": [_bulk_operation(world)],
     }
     for schedule_page in ("schedule", "schedule_edit", "schedule_toggle", "schedule_run",
                           "schedule_delete", "schedule_reset"):  # fmt: skip
@@ -129,6 +143,14 @@ def url_of(name: str, world: dict[str, Any]) -> str:
     return reverse(f"tasks_app:{name}", args=args.get(name, []))
 
 
+def _bulk_operation(world: dict[str, Any]) -> int:
+    """A bulk operation of the boss's (recorded, not started: its page offers to resume)."""
+    operation, _ = BulkOperation.objects.get_or_create(
+        requested_by_label="boss", defaults={"action": "retry", "max_run_id": 0}
+    )
+    return operation.pk
+
+
 def state() -> tuple[Any, ...]:
     """Everything a request could change."""
     return (
@@ -139,6 +161,7 @@ def state() -> tuple[Any, ...]:
         sorted(AlertChannel.objects.values_list("pk", "name", "secret", "updated_at")),
         AlertDelivery.objects.count(),
         AuditEntry.objects.count(),
+        sorted(QueuePause.objects.values_list("queue", "paused_by_label")),
     )
 
 
@@ -253,8 +276,10 @@ API_WRITES = [(path, m) for path, methods in API_PATHS for m in sorted(methods) 
 
 
 def api_url(path: str, world: dict[str, Any]) -> str:
-    return path.replace("{task_id}", world["queued"].task_id).replace(
-        "{pk}", str(world["schedule"].pk)
+    return (
+        path.replace("{task_id}", world["queued"].task_id)
+        .replace("{pk}", str(world["schedule"].pk))
+        .replace("{name}", "low")
     )
 
 
