@@ -9,10 +9,12 @@ import pytest
 import redis
 from django.conf import settings
 from django.test import override_settings
+from kombu import Queue
 
 import tasks_app.demo  # noqa: F401 - the suite drives the demo jobs, whatever the settings say
 from dashboard.celery import app as celery_app
 from tasks_app.devstack.bundled_redis import BundledRedis
+from tasks_app.jobs.policies import QUEUES
 from tests.support.services import WorkerProcess, use_broker
 
 
@@ -60,6 +62,16 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         bundled.stop()
 
 
+def purge_queues() -> None:
+    """Empty every queue a test may have sent to. Celery's `control.purge()` empties only the
+    queues selected for consuming (here just the default one), not those it creates on a
+    first send (`high`, `low`): a run sent there without a worker would run in a later test."""
+    names = {*QUEUES, *celery_app.amqp.queues.keys()}
+    with celery_app.connection_for_write() as connection:
+        for name in sorted(names):
+            Queue(name, channel=connection.default_channel).purge()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(
     broker_url: str,
@@ -69,7 +81,7 @@ def celery_worker_process(
 ) -> Iterator[WorkerProcess]:
     """One real worker for the whole session, on the test database and the test broker."""
     # Messages left by tests that launched without a worker must not run against later tests.
-    celery_app.control.purge()
+    purge_queues()
     worker = WorkerProcess(broker_url, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
     yield worker
@@ -81,7 +93,7 @@ def broker(broker_url: str) -> Iterator[str]:
     """The broker for a test that queues runs without a worker: emptied afterwards, so nothing
     it queued runs later against another test's database."""
     yield broker_url
-    celery_app.control.purge()
+    purge_queues()
 
 
 @pytest.fixture
