@@ -15,9 +15,9 @@ from ..forms.concurrency import ACTION as CONCURRENCY_ACTION
 from ..forms.concurrency import ConcurrencyForm
 from ..jobs.registry import JobSpec, all_jobs, get_job
 from ..models import RunSource
-from ..services import AlreadyActive, BrokerUnavailable, ParamsError, UnknownJob, job_limits
+from ..services import BrokerUnavailable, UnknownJob, job_limits
 from ..types import HtmxHttpRequest
-from .common import actor_for
+from .common import LAUNCH_REFUSALS, actor_for, show_launch_refusal
 
 # The service's option names -> the launch form's fields (an error shows next to its field).
 OPTION_FIELDS = {"eta": "start_at", "countdown": "delay_seconds"}
@@ -84,21 +84,11 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
                     name, params, actor=actor_for(request), options=options.to_options(),
                     source=RunSource.FORM,
                 )  # fmt: skip
-            except ParamsError as error:
-                error.add_to_form(form)
             except services.InvalidOptions as error:
                 for field, problem in error.errors.items():
                     options.add_error(OPTION_FIELDS.get(field), problem)
-            except services.ServiceError as error:  # e.g. a housekeeping job
-                form.add_error(None, str(error))
-            except AlreadyActive as error:
-                form.add_error(None, str(error))
-                status = 409
-            except BrokerUnavailable:
-                form.add_error(
-                    None, "The broker is unavailable, so nothing was queued. Try again shortly."
-                )
-                status = 503
+            except LAUNCH_REFUSALS as error:  # e.g. a housekeeping job: a 400
+                status = show_launch_refusal(form, error)
             else:
                 messages.success(request, f"Launched {spec.title}.")
                 return redirect("tasks_app:run", task_id=run.task_id)

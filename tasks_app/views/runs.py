@@ -19,10 +19,10 @@ from ..jobs.registry import find_job
 from ..jobs.sealing import is_sealed
 from ..models import Run, RunState
 from ..selectors.rerun_diff import rerun_diff
-from ..services import AlreadyActive, BrokerUnavailable, ParamsError
+from ..services import BrokerUnavailable
 from ..services.runs import run_rerun
 from ..types import HtmxHttpRequest
-from .common import actor_for, safe_next
+from .common import LAUNCH_REFUSALS, actor_for, safe_next, show_launch_refusal
 
 FAILED = (RunState.FAILURE.value, RunState.LOST.value)
 
@@ -173,19 +173,8 @@ def run_rerun_form(request: HtmxHttpRequest, task_id: str) -> HttpResponse:
         if params is not None:
             try:
                 new = run_rerun(run, params, actor=actor)
-            except ParamsError as error:
-                error.add_to_form(form)
-            except services.ServiceError as error:  # not finished yet, housekeeping
-                form.add_error(None, str(error))
-                status = 409
-            except AlreadyActive as error:
-                form.add_error(None, str(error))
-                status = 409
-            except BrokerUnavailable:
-                form.add_error(
-                    None, "The broker is unavailable, so nothing was queued. Try again shortly."
-                )
-                status = 503
+            except LAUNCH_REFUSALS as error:  # not finished yet, housekeeping: a 409
+                status = show_launch_refusal(form, error, conflict=409)
             else:
                 messages.success(request, f"Running {spec.title} again, with your changes.")
                 return redirect("tasks_app:run", task_id=new.task_id)
