@@ -83,8 +83,8 @@ def limited(
     ctx: JobContext,
     seconds: Annotated[float, Ge(0), Le(600), Param(help="How long the run takes.")] = 5.0,
 ) -> float:
-    """At most two runs execute at once (`concurrency=2`, changeable on this page); launch more
-    and the others wait in the queue for a slot."""
+    """At most two runs execute at once (concurrency=2 in its code; change it on this page):
+    launch more and the others wait in the queue for a slot."""
     steps = 10
     for step in range(1, steps + 1):
         time.sleep(seconds / steps)

@@ -50,7 +50,12 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
     except UnknownJob:
         raise Http404(f"No job named {name}.") from None
     status = 200
-    concurrency_form = ConcurrencyForm(prefix=CONCURRENCY_ACTION)
+    concurrency = job_limits.job_concurrency(name)
+    # Filled in with the limit in force: saving the form untouched must not lift it.
+    concurrency_form = ConcurrencyForm(
+        prefix=CONCURRENCY_ACTION,
+        initial={"concurrency": "" if concurrency.limit is None else str(concurrency.limit)},
+    )
     if request.method == "POST" and request.POST.get("action") == CONCURRENCY_ACTION:
         concurrency_form = ConcurrencyForm(request.POST, prefix=CONCURRENCY_ACTION)
         if concurrency_form.is_valid():
@@ -102,7 +107,7 @@ def launch(request: HtmxHttpRequest, name: str) -> HttpResponse:
     ).get(spec.name)
     context = {
         "spec": spec,
-        "concurrency": job_limits.job_concurrency(name),
+        "concurrency": concurrency,
         "concurrency_form": concurrency_form,
         "can_manage_limits": job_limits.may_manage_limits(actor_for(request)),
         "form": form,

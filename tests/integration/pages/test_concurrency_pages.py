@@ -88,3 +88,13 @@ def test_without_the_permission_there_is_no_form_and_a_post_is_refused(
     assert 'name="concurrency-concurrency"' not in client.get(LAUNCH).content.decode()
     assert change(client, concurrency="1").status_code == 403
     assert not JobLimit.objects.exists()
+
+
+def test_the_limit_field_shows_the_limit_in_force_so_saving_it_untouched_keeps_it(
+    boss: Client,
+) -> None:
+    """An empty field means "no limit": a form shown empty would lift the code's limit when
+    saved untouched."""
+    page = boss.get(reverse("tasks_app:launch", args=["demo.limited"])).content.decode()
+
+    assert 'name="concurrency-concurrency" value="2"' in page
