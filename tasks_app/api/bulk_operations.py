@@ -119,7 +119,7 @@ def create(request: HttpRequest, body: BulkOperationIn) -> Status[dict[str, Any]
         )
     except (bulk.ConfirmationRequired, bulk.NothingToDo) as error:
         raise ApiError(400, str(error), {k: [v] for k, v in error.errors.items()}) from None
-    return Status(202, operation_out(_operation(operation.pk)))
+    return Status(202, operation_out(_operation(request, operation.pk)))
 
 
 @router.get(
@@ -129,7 +129,7 @@ def create(request: HttpRequest, body: BulkOperationIn) -> Status[dict[str, Any]
     description="The 50 most recent, newest first.",
 )
 def operations(request: HttpRequest) -> dict[str, Any]:
-    recent = BulkOperation.objects.select_related("run").order_by("-id")[:50]
+    recent = bulk.visible_operations(actor(request)).order_by("-id")[:50]
     return {"items": [operation_out(operation) for operation in recent]}
 
 
@@ -139,11 +139,11 @@ def operations(request: HttpRequest) -> dict[str, Any]:
     summary="One bulk operation and its progress",
 )
 def operation(request: HttpRequest, pk: int) -> dict[str, Any]:
-    return operation_out(_operation(pk))
+    return operation_out(_operation(request, pk))
 
 
-def _operation(operation_id: int) -> BulkOperation:
-    found = BulkOperation.objects.select_related("run").filter(pk=operation_id).first()
+def _operation(request: HttpRequest, operation_id: int) -> BulkOperation:
+    found = bulk.visible_operations(actor(request)).filter(pk=operation_id).first()
     if found is None:
         raise ApiError(404, f"No bulk operation {operation_id}.")
     return found

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..jobs.context import JobContext
@@ -48,7 +49,7 @@ from ..selectors.runs import (
 from ..worker import bulk_operations as ledger
 from ..worker.enqueue import Launch, enqueue
 from .common import Actor, audit
-from .errors import BrokerUnavailable, FieldErrors, ServiceError
+from .errors import AlreadyActive, BrokerUnavailable, FieldErrors, ServiceError
 from .policy import may_act_on_task, readable_filter
 
 JOB_NAME = "taskdeck.bulk_operation"
@@ -106,6 +107,14 @@ def kind_of(action: str) -> Kind:
     if kind is None:
         raise FieldErrors({"action": f"Choose one of: {', '.join(KINDS)}."})
     return kind
+
+
+def visible_operations(actor: Actor) -> QuerySet[BulkOperation]:
+    """The operations `actor` may see: those of actions they may take themselves. A stored
+    filter and its count were worked out with the requester's permissions (restricted jobs
+    included), so they are shown only to operators who could have asked the same."""
+    actions = [name for name, kind in KINDS.items() if actor.has_perm(kind.permission)]
+    return BulkOperation.objects.select_related("run").filter(action__in=actions)
 
 
 def bulk_operation_preview(actor: Actor, action: str, filters: RunFilter) -> BulkPreview:
@@ -210,6 +219,9 @@ def _start(
     except BrokerUnavailable as error:
         _fail(operation.pk, str(error), keep_running=resuming)
         raise
+    except AlreadyActive:
+        # The job is unique per operation: a double-clicked Resume, or its run retried by hand.
+        raise ServiceError("This operation's job is already queued or running.") from None
     operation.run = run
     operation.error = ""
     BulkOperation.objects.filter(pk=operation.pk).update(run=run, error="")

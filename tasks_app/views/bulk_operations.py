@@ -114,7 +114,7 @@ def bulk_operation_new(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_safe
 def bulk_operation(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    operation = get_object_or_404(BulkOperation.objects.select_related("run"), pk=pk)
+    operation = get_object_or_404(bulk.visible_operations(actor_for(request)), pk=pk)
     run = operation.run
     context = {
         "operation": operation,
@@ -159,7 +159,7 @@ def _stored_filter_query(operation: BulkOperation) -> str:
 
 @require_POST
 def bulk_operation_resume(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    operation = get_object_or_404(BulkOperation.objects.select_related("run"), pk=pk)
+    operation = get_object_or_404(bulk.visible_operations(actor_for(request)), pk=pk)
     try:
         bulk.bulk_operation_resume(operation, actor=actor_for(request))
     except ServiceError as error:

@@ -69,7 +69,10 @@ def write_retries(originals: Sequence[Run], launch: Launch) -> Written:
                     raise ParamsError({"__all__": ["Jobs take keyword parameters only."]})
                 valid = spec.params.validate(queued.params)
             except ParamsError as error:
-                written.skipped.append((original, f"its parameters are no longer valid: {error}"))
+                # Field names only: a message may quote the value, and the job's result is
+                # readable by staff who may not read this run's parameters.
+                fields = ", ".join(sorted(error.errors))
+                written.skipped.append((original, f"its parameters are no longer valid ({fields})"))
                 continue
             queued = replace(queued, params=valid, unique_key=spec.key_for(valid))
         if queued.unique_key is None:

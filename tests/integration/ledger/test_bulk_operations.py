@@ -21,7 +21,7 @@ from django_celery_results.models import TaskResult
 from dashboard.celery import app as celery_app
 from tasks_app.models import AuditEntry, BulkOperation, BulkState, Run, RunSource, RunState
 from tasks_app.selectors import RunFilter
-from tasks_app.services import Actor
+from tasks_app.services import Actor, ServiceError
 from tasks_app.services import bulk_operations as bulk
 from tasks_app.worker import bulk_operations as ledger
 from tests.support.ledger import make_run
@@ -271,3 +271,25 @@ def test_permissions_are_checked_for_the_action_and_each_run(worker: object) -> 
     assert not any(o.retried_by.exists() for o in restricted)
     done_entry = AuditEntry.objects.get(action="runs.bulk_operation_done")
     assert done_entry.details["skipped_reasons"] == {"needs a permission the requester lacks": 2}
+
+
+def test_resuming_while_its_job_is_already_queued_is_refused_not_a_500(broker: str) -> None:
+    """The job is unique per operation: a double-clicked Resume, or the job's failed run retried
+    by hand before Resume, finds it queued already."""
+    failed_runs(3)
+    operation = bulk.bulk_operation_request(
+        actor=operator(), action="retry", filters=RunFilter(job_name="demo.flaky"),
+        confirm_count=None,
+    )  # fmt: skip
+    queued_job = operation.run
+    assert queued_job is not None
+    assert queued_job.state == RunState.PENDING  # no worker here
+    # The page thinks it interrupted: its recorded run failed (the queued one is a retry of it).
+    operation.run = make_run(RunState.FAILURE, job_name=bulk.JOB_NAME)
+    operation.save(update_fields=["run"])
+
+    with pytest.raises(ServiceError, match="already queued or running"):
+        bulk.bulk_operation_resume(operation, actor=operator())
+
+    assert Run.objects.filter(job_name=bulk.JOB_NAME).count() == 2  # nothing more queued
+    assert not AuditEntry.objects.filter(action="runs.bulk_operation_resume").exists()

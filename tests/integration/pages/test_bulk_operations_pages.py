@@ -16,6 +16,7 @@ from tasks_app.models import BulkOperation, BulkState, Run, RunState
 from tasks_app.selectors import RunFilter
 from tasks_app.services import Actor
 from tasks_app.services import bulk_operations as bulk
+from tasks_app.tokens import issue_token
 from tests.support.ledger import make_run
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +124,33 @@ def test_the_progress_page_polls_until_done_and_offers_resume(boss: Client, brok
     assert b"100%" in done
     again = boss.post(reverse("tasks_app:bulk_operation_resume", args=[operation.pk]))
     assert again.status_code == 302  # not interrupted: refused with a message, nothing started
+
+
+def test_an_operation_is_shown_only_to_those_who_may_take_its_action(
+    client: Client, broker: str
+) -> None:
+    """Its filter and count were worked out with the requester's permissions (restricted jobs
+    included): someone who could not have asked the same does not see them, on the page or in
+    the API."""
+    failed(2)
+    boss = User.objects.create_superuser("boss", password="x-Secret-123")
+    operation = bulk.bulk_operation_request(
+        actor=Actor(user=boss), action="retry", filters=RunFilter(job_name="demo.flaky"),
+        confirm_count=2, start=False,
+    )  # fmt: skip
+    viewer = User.objects.create_user("viewer", password="x-Secret-123", is_staff=True)
+    client.force_login(viewer)
+    url = reverse("tasks_app:bulk_operation", args=[operation.pk])
+    api = f"/api/v1/runs/bulk-operations/{operation.pk}"
+
+    token = {"Authorization": f"Bearer {issue_token(viewer, 'ci')[1]}"}
+
+    assert client.get(url).status_code == 404
+    assert client.get(api, headers=token).status_code == 404
+    assert client.get("/api/v1/runs/bulk-operations", headers=token).json()["items"] == []
+
+    viewer.user_permissions.add(Permission.objects.get(codename="retry_run"))
+    viewer = User.objects.get(pk=viewer.pk)  # permissions are cached on the instance
+    client.force_login(viewer)
+    assert client.get(url).status_code == 200
+    assert client.get(api, headers=token).json()["id"] == operation.pk
