@@ -53,8 +53,9 @@ urlpatterns = [
     path("schedules/<int:pk>/reset/", schedules.schedule_reset, name="schedule_reset"),
     path("workers/", workers.workers, name="workers"),
     path("workers/panel/", workers.workers_panel, name="workers_panel"),
-    path("workers/queues/<str:name>/pause/", workers.queue_pause, name="queue_pause"),
-    path("workers/queues/<str:name>/resume/", workers.queue_resume, name="queue_resume"),
+    # <path:>: a queue name may hold a "/" (a worker's -Q takes any name).
+    path("workers/queues/<path:name>/pause/", workers.queue_pause, name="queue_pause"),
+    path("workers/queues/<path:name>/resume/", workers.queue_resume, name="queue_resume"),
     path("audit/", audit.audit, name="audit"),
     path("alerts/", alerts.alerts, name="alerts"),
     path("alerts/rules/new/", alerts.rule_new, name="alert_rule_new"),

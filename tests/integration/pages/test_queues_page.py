@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from django.urls import reverse
+from django.urls import resolve, reverse
 
 from tasks_app.models import AuditEntry, QueuePause
 from tests.support.services import use_broker
@@ -98,3 +98,11 @@ def test_with_the_broker_down_the_pause_stands_with_a_warning(
     assert QueuePause.objects.filter(queue="default").exists()
     assert "The broker is unreachable" in html
     assert "Paused</span> by boss since" in html  # read from the database
+
+
+def test_a_queue_name_with_a_slash_has_pause_and_resume_urls() -> None:
+    """A worker's -Q takes any name: the panel's links must not fail to build for "a/b"."""
+    for name in ("queue_pause", "queue_resume"):
+        url = reverse(f"tasks_app:{name}", args=["team/reports"])
+        assert resolve(url).kwargs == {"name": "team/reports"}
+        assert resolve(url).url_name == name
