@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -18,6 +17,7 @@ from tasks_app.models import AuditEntry, JobLimit, Run, RunState
 from tasks_app.services import job_limits
 from tasks_app.worker import slots
 from tests.browser.conftest import PASSWORD, RUN_TIMEOUT_MS, log_in
+from tests.support.concurrency_slots import max_overlap
 from tests.support.runs import operator
 from tests.support.services import WorkerProcess
 
@@ -64,21 +64,6 @@ def launch(page: Page) -> None:
     page.get_by_role("button", name="Launch", exact=True).click()
     expect(page).to_have_url(re.compile(r"/runs/[^/]+/$"))
     expect(page.get_by_role("status").filter(has_text="Launched")).to_be_visible()
-
-
-def max_overlap(runs: list[Run]) -> int:
-    """The most runs whose [started, finished] spans overlap at one moment (an upper bound of
-    how many executed at once: each span holds the run's execution)."""
-    events: list[tuple[datetime, int]] = []
-    for run in runs:
-        assert run.started_at is not None
-        assert run.finished_at is not None
-        events += [(run.started_at, 1), (run.finished_at, -1)]
-    current = peak = 0
-    for _, step in sorted(events):  # an end before a start at the same instant
-        current += step
-        peak = max(peak, current)
-    return peak
 
 
 def test_change_a_jobs_limit_on_its_page_and_watch_runs_wait_for_a_slot(

@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from uuid import uuid4
 
 from django.conf import settings
 
@@ -210,3 +213,24 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> An
         if time.monotonic() > deadline:
             raise AssertionError(f"Timed out after {timeout}s waiting for {predicate}")
         time.sleep(interval)
+
+
+@contextmanager
+def beats_sharing_a_lock(broker_url: str, log_dir: Path) -> Iterator[Callable[..., BeatProcess]]:
+    """Make beats that share one lock, a key of their own: a lock left by another test's killed
+    beat must not hold these back. `make(name, **env)` adds settings to a beat's environment.
+    Every beat made is stopped afterwards."""
+    key = f"taskdeck:beat-leader:test-{uuid4().hex}"
+    made: list[BeatProcess] = []
+
+    def make(name: str, **env: str) -> BeatProcess:
+        beat_env = child_env(broker_url, TASKDECK_BEAT_LOCK_KEY=key, **env)
+        beat = BeatProcess(broker_url, log_dir / f"beat-{name}.log", env=beat_env)
+        made.append(beat)
+        return beat
+
+    try:
+        yield make
+    finally:
+        for beat in made:
+            beat.stop()

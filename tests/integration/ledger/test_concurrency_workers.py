@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from tasks_app.jobs.registry import get_job
 from tasks_app.models import Run, RunState
 from tasks_app.services import job_limits
 from tasks_app.worker import presence, slots
+from tests.support.concurrency_slots import max_overlap
 from tests.support.runs import finished, operator, run_in
 from tests.support.services import WorkerProcess, child_env, wait_for
 
@@ -48,22 +48,6 @@ def two_workers(worker: WorkerProcess, broker_url: str, tmp_path: Path) -> Itera
 def launch(count: int, seconds: float) -> list[str]:
     task = get_job(JOB).task
     return [task.apply_async(kwargs={"seconds": seconds}, queue=QUEUE).id for _ in range(count)]
-
-
-def max_overlap(runs: Sequence[Run]) -> int:
-    """The most runs whose [started, finished] spans overlap at one moment. Each span holds the
-    run's execution (recorded before it starts, after it ends), so this bounds the real
-    overlap from above."""
-    events: list[tuple[datetime, int]] = []
-    for run in runs:
-        assert run.started_at is not None
-        assert run.finished_at is not None
-        events += [(run.started_at, 1), (run.finished_at, -1)]
-    current = peak = 0
-    for _, step in sorted(events):  # an end before a start at the same instant
-        current += step
-        peak = max(peak, current)
-    return peak
 
 
 def settle(task_ids: Sequence[str], *, watch_waiting: bool = True) -> tuple[list[Run], int]:

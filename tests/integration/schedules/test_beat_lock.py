@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from celery import Celery
@@ -25,7 +24,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tasks_app.models import Run
 from tasks_app.schedules.beat import TaskdeckScheduler, lock_redis_url
-from tests.support.services import BeatProcess, WorkerProcess, child_env, wait_for
+from tests.support.services import BeatProcess, WorkerProcess, beats_sharing_a_lock, wait_for
 
 pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
 
@@ -41,24 +40,13 @@ MakeBeat = Callable[..., BeatProcess]
 
 @pytest.fixture
 def beats(broker_url: str, tmp_path: Path) -> Iterator[MakeBeat]:
-    """Make beats that share one lock, a key of this test's own: a lock left by another test's
-    killed beat must not hold these back. Every beat made is stopped afterwards."""
-    key = f"taskdeck:beat-leader:test-{uuid4().hex}"
-    made: list[BeatProcess] = []
+    """Beats that share a lock of this test's own, held LOCK_SECONDS unless told otherwise."""
+    with beats_sharing_a_lock(broker_url, tmp_path) as make:
 
-    def make(name: str, lock_seconds: int = LOCK_SECONDS) -> BeatProcess:
-        env = child_env(
-            broker_url, TASKDECK_BEAT_LOCK_KEY=key, TASKDECK_BEAT_LOCK_SECONDS=str(lock_seconds)
-        )
-        beat = BeatProcess(broker_url, tmp_path / f"beat-{name}.log", env=env)
-        made.append(beat)
-        return beat
+        def with_lock(name: str, lock_seconds: int = LOCK_SECONDS) -> BeatProcess:
+            return make(name, TASKDECK_BEAT_LOCK_SECONDS=str(lock_seconds))
 
-    try:
-        yield make
-    finally:
-        for beat in made:
-            beat.stop()
+        yield with_lock
 
 
 def start_together(*beats: BeatProcess) -> tuple[BeatProcess, list[BeatProcess]]:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import User
@@ -26,7 +25,7 @@ from tasks_app.models import AuditEntry, Run
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.schedules.missed import MissedRuns, with_missed
 from tasks_app.services import Actor
-from tests.support.services import BeatProcess, WorkerProcess, child_env, wait_for
+from tests.support.services import BeatProcess, WorkerProcess, beats_sharing_a_lock, wait_for
 
 pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
 
@@ -49,20 +48,8 @@ MakeBeat = Callable[[str], BeatProcess]
 @pytest.fixture
 def beats(broker_url: str, tmp_path: Path) -> Iterator[MakeBeat]:
     """Beats on a lock key of this test's own; every one made is stopped afterwards."""
-    key = f"taskdeck:beat-leader:test-{uuid4().hex}"
-    made: list[BeatProcess] = []
-
-    def make(name: str) -> BeatProcess:
-        env = child_env(broker_url, TASKDECK_BEAT_LOCK_KEY=key)
-        beat = BeatProcess(broker_url, tmp_path / f"beat-{name}.log", env=env)
-        made.append(beat)
-        return beat
-
-    try:
+    with beats_sharing_a_lock(broker_url, tmp_path) as make:
         yield make
-    finally:
-        for beat in made:
-            beat.stop()
 
 
 def runs_of(name: str) -> list[Run]:
