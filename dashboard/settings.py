@@ -271,6 +271,9 @@ TASKDECK_DEMO_JOBS = env_bool("TASKDECK_DEMO_JOBS", default=False)
 # dies without releasing it is replaced by a standby within this many seconds.
 TASKDECK_BEAT_LOCK_SECONDS = env_int("TASKDECK_BEAT_LOCK_SECONDS", 30)
 TASKDECK_BEAT_LOCK_KEY = env_str("TASKDECK_BEAT_LOCK_KEY", "taskdeck:beat-leader")
+# Workers read the per-job concurrency limits again this often (tasks_app.worker.slots): an
+# operator's change applies to runs that start within this many seconds.
+TASKDECK_JOB_LIMITS_REFRESH_SECONDS = float(env_str("TASKDECK_JOB_LIMITS_REFRESH_SECONDS", "5"))
 # Bulk actions touch at most this many runs at once.
 TASKDECK_BULK_LIMIT = env_int("TASKDECK_BULK_LIMIT", 1000)
 # The built-in send-email job takes at most this many recipients (launch, schedule, API).

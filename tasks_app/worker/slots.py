@@ -16,7 +16,8 @@ waits, and a copy that finds its run final is refused at start (and dropped here
 
 Jobs without a limit pay a dictionary lookup per delivery: the limits (the code's
 `@job(concurrency=N)` overridden by JobLimit rows) are cached per process and read again every
-REFRESH_SECONDS, so an operator's change applies within that time. The overrides are read from
+settings.TASKDECK_JOB_LIMITS_REFRESH_SECONDS (5 s by default), so an operator's change applies
+within that time. The overrides are read from
 a copy in Redis that every change rewrites, so a worker's main process never queries the
 database for them (unless Redis lost the copy: then it reads the rows and writes it again).
 """
@@ -53,8 +54,6 @@ WAITING_PREFIX = "taskdeck:slot-waits:"
 # again every few seconds, unless the queue is backed up); one that starts or is dropped stops
 # counting at once.
 WAITING_WINDOW_SECONDS = 3600.0
-# How often a process reads the limits again (an operator's change applies within this).
-REFRESH_SECONDS = 5.0
 # A deferred run is offered again after this long, doubling up to WAIT_MAX_SECONDS (jittered).
 WAIT_BASE_SECONDS = 0.25
 WAIT_MAX_SECONDS = 2.0
@@ -135,9 +134,13 @@ class Limits:
         self._read_at: float | None = None
 
     def limit_for(self, job_name: str) -> int | None:
-        """The job's limit (None: unlimited); reads the database at most every REFRESH_SECONDS."""
+        """The job's limit (None: unlimited); read again at most every
+        TASKDECK_JOB_LIMITS_REFRESH_SECONDS."""
         read_at = self._read_at
-        if read_at is None or time.monotonic() - read_at >= REFRESH_SECONDS:
+        if (
+            read_at is None
+            or time.monotonic() - read_at >= settings.TASKDECK_JOB_LIMITS_REFRESH_SECONDS
+        ):
             return self.read().get(job_name)
         return self._limits.get(job_name)
 

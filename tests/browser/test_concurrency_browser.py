@@ -15,11 +15,10 @@ from playwright.sync_api import Page, expect
 
 from tasks_app.models import AuditEntry, JobLimit, Run, RunState
 from tasks_app.services import job_limits
-from tasks_app.worker import slots
 from tests.browser.conftest import PASSWORD, RUN_TIMEOUT_MS, log_in
 from tests.support.concurrency_slots import max_overlap
 from tests.support.runs import operator
-from tests.support.services import WorkerProcess
+from tests.support.services import LIMITS_REFRESH_SECONDS, WorkerProcess
 
 JOB = "demo.limited"  # @job(concurrency=2)
 LAUNCH = f"/jobs/{JOB}/"
@@ -100,8 +99,8 @@ def test_change_a_jobs_limit_on_its_page_and_watch_runs_wait_for_a_slot(
     assert JobLimit.objects.get(job_name=JOB).concurrency == 1
     assert AuditEntry.objects.filter(action="job.concurrency").count() == 1
 
-    # Workers read the limits again every REFRESH_SECONDS: let the worker see the new one.
-    page.wait_for_timeout((slots.REFRESH_SECONDS + 1) * 1000)
+    # Workers read the limits again every LIMITS_REFRESH_SECONDS: let the worker see the new one.
+    page.wait_for_timeout((LIMITS_REFRESH_SECONDS + 1) * 1000)
     for _ in range(RUNS):
         launch(page)
 

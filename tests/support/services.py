@@ -40,6 +40,11 @@ def database_url(db: dict[str, Any]) -> str:
     raise NotImplementedError(f"No URL form for database engine {engine}")
 
 
+# Workers the tests start read the per-job concurrency limits again this often (5 s by
+# default): a test that changes a limit waits this long, plus a second, for it to apply.
+LIMITS_REFRESH_SECONDS = 1.0
+
+
 def child_env(broker_url: str, **extra: str) -> dict[str, str]:
     """Environment for a worker/beat subprocess that shares this test session's services."""
     env = dict(os.environ)
@@ -51,6 +56,7 @@ def child_env(broker_url: str, **extra: str) -> dict[str, str]:
         TASKDECK_DEMO_JOBS="true",  # the suite drives the demo jobs
         TASKDECK_ALERT_WEBHOOK_ALLOW_PRIVATE="true",  # the webhook receiver is on 127.0.0.1
         TASKDECK_ALERT_RETRY_BASE_SECONDS="0.5",  # retries within a test, not 10 s later
+        TASKDECK_JOB_LIMITS_REFRESH_SECONDS=str(LIMITS_REFRESH_SECONDS),
     )
     env.update(extra)
     return env

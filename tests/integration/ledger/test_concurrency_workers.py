@@ -18,7 +18,7 @@ from tasks_app.services import job_limits
 from tasks_app.worker import presence, slots
 from tests.support.concurrency_slots import max_overlap
 from tests.support.runs import finished, operator, run_in
-from tests.support.services import WorkerProcess, child_env, wait_for
+from tests.support.services import LIMITS_REFRESH_SECONDS, WorkerProcess, child_env, wait_for
 
 pytestmark = pytest.mark.processes  # starts its own processes: not in make test-fast
 
@@ -70,8 +70,8 @@ def settle(task_ids: Sequence[str], *, watch_waiting: bool = True) -> tuple[list
 
 def set_limit(value: int | None, *, use_code_default: bool = False) -> None:
     job_limits.job_limit_set(JOB, value, actor=operator(), use_code_default=use_code_default)
-    # Workers read the limits again every REFRESH_SECONDS.
-    time.sleep(slots.REFRESH_SECONDS + 1)
+    # Workers read the limits again every LIMITS_REFRESH_SECONDS.
+    time.sleep(LIMITS_REFRESH_SECONDS + 1)
 
 
 def test_at_most_n_runs_execute_at_once_across_two_workers(two_workers: None) -> None:
