@@ -16,8 +16,13 @@ export TASKDECK_DEMO_JOBS ?= true
 run: setup admin
 	$(PY) manage.py devstack
 
+# The suite runs in TEST_PROCESSES processes (pytest-xdist; 0: one, for debugging), each with its
+# own test database, broker database and worker (tests/conftest.py). Work stealing: a process
+# that runs out takes tests from a busy one, so the long tests (started first) never end alone.
+TEST_PROCESSES ?= 4
+
 test: install browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # The edit loop: every test that needs no worker, browser or other process of its own, the
 # fuzzers with a fifth of their examples (`make test` runs them all).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -15,7 +17,7 @@ import tasks_app.demo  # noqa: F401 - the suite drives the demo jobs, whatever t
 from dashboard.celery import app as celery_app
 from tasks_app.devstack.bundled_redis import BundledRedis
 from tasks_app.jobs.policies import QUEUES
-from tests.support.services import WorkerProcess, use_broker
+from tests.support.services import SESSION_WORKERS, WorkerProcess, use_broker
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,7 +48,7 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env_url = os.environ.get("REDIS_URL", "").strip()
     bundled: BundledRedis | None = None
     if env_url:
-        url = env_url
+        url = xdist_database(env_url, os.environ.get("PYTEST_XDIST_WORKER", ""))
         client = redis.Redis.from_url(url)
         client.flushdb()
         client.close()
@@ -60,6 +62,17 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     celery_app.close()
     if bundled is not None:
         bundled.stop()
+
+
+def xdist_database(url: str, xdist_worker: str) -> str:
+    """Under pytest-xdist each test process (gw0, gw1, ...) flushes and fills a Redis database
+    of its own: the URL's database plus the process's number, wrapping within Redis's 16."""
+    if not xdist_worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    database = (base + int(xdist_worker[2:])) % 16
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def purge_queues() -> None:
@@ -84,7 +97,9 @@ def celery_worker_process(
     purge_queues()
     worker = WorkerProcess(broker_url, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()
+    SESSION_WORKERS.append(worker)
     yield worker
+    SESSION_WORKERS.remove(worker)
     worker.stop()
 
 
@@ -111,6 +126,17 @@ _postgresql_only: list[str] = []
 WORKER_FIXTURES = frozenset({"worker", "celery_worker_process"})
 
 
+def start_order(item: pytest.Item) -> int:
+    """Slow tests first: those that start processes of their own take up to a minute, browser
+    and worker tests seconds, the rest milliseconds. Run in parallel (pytest-xdist), the long
+    ones then overlap each other and the quick ones fill the gaps, instead of one long test
+    running alone at the end. A stable sort: each file's tests stay together, in order."""
+    for rank, mark in enumerate(("processes", "browser", "worker")):
+        if item.get_closest_marker(mark):
+            return rank
+    return 3
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks what `make test-fast` leaves out: `worker` on tests that use the session worker,
@@ -123,6 +149,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.worker)
         if item.path.parent.name == "browser":
             item.add_marker(pytest.mark.browser)
+    items.sort(key=start_order)
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     deselected = [item for item in items if item.get_closest_marker("postgresql")]
@@ -130,6 +157,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("postgresql")]
         _postgresql_only.extend(item.nodeid for item in deselected)
+
+
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """Under pytest-xdist the test processes collect and deselect, not this one: each reports
+    what it deselected when it ends (pytest_sessionfinish), all alike."""
+    reported = getattr(node, "workeroutput", {}).get("postgresql_only", [])
+    if not _postgresql_only:
+        _postgresql_only.extend(reported)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -146,7 +181,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """In CI a skipped test is a failure: nothing may pass by not running."""
+    """In CI a skipped test is a failure: nothing may pass by not running. (Under pytest-xdist
+    this process's reports include those of the test processes.)"""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["postgresql_only"] = _postgresql_only
     if os.environ.get("CI") and _skipped:
         print(f"\nFAILED: {len(_skipped)} test(s) skipped in CI: {', '.join(_skipped)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,6 +8,7 @@ connected to the test database, never eager mode.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -110,6 +111,23 @@ class WorkerProcess:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP every process of the worker, SIGCONT afterwards: meanwhile it does nothing,
+        not even its periodic checks (messages wait in the broker)."""
+        if self.process is None:
+            yield
+            return
+        processes.signal_group(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            processes.signal_group(self.process.pid, signal.SIGCONT)
+
+
+# The session's worker, once a test has started it (tests/conftest.py).
+SESSION_WORKERS: list[WorkerProcess] = []
 
 
 class BeatProcess:
