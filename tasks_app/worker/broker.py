@@ -12,6 +12,7 @@ from typing import Any
 from celery import current_app
 
 from ..jobs.policies import QUEUES
+from . import presence
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,15 @@ def snapshot(timeout: float = 1.0) -> BrokerSnapshot:
 
 
 def online_workers(timeout: float) -> list[WorkerInfo]:
-    inspect = current_app.control.inspect(timeout=timeout)
+    """Waits for as many answers as workers announced themselves (tasks_app.worker.presence;
+    a worker does as soon as it is ready), at most `timeout`: none announced, none asked."""
+    try:
+        expected: int | None = presence.online_count()
+    except presence.UNAVAILABLE:
+        expected = None  # not Redis, or unreachable: wait the whole timeout
+    if expected == 0:
+        return []
+    inspect = current_app.control.inspect(timeout=timeout, limit=expected)
     stats: dict[str, Any] = inspect.stats() or {}
     if not stats:
         return []

@@ -98,9 +98,18 @@ def tell_workers(command: str, queue: str, timeout: float = REPLY_TIMEOUT) -> To
 
 
 def consumed_queues(timeout: float = 1.0) -> set[str] | None:
-    """The queues online workers consume now, or None when the broker cannot be asked."""
+    """The queues online workers consume now, or None when the broker cannot be asked. Waits
+    for as many answers as workers announced themselves (none: asks nobody), at most
+    `timeout`, so a page that shows them does not always wait the whole timeout."""
     try:
-        answers: dict[str, Any] = current_app.control.inspect(timeout=timeout).active_queues() or {}
+        expected: int | None = presence.online_count()
+    except presence.UNAVAILABLE:
+        expected = None  # not Redis, or unreachable: wait the whole timeout
+    if expected == 0:
+        return set()
+    try:
+        inspect = current_app.control.inspect(timeout=timeout, limit=expected)
+        answers: dict[str, Any] = inspect.active_queues() or {}
     except Exception as error:  # the broker is down: unknown, not empty
         logger.warning("Could not ask the workers for their queues: %s", error)
         return None

@@ -18,6 +18,8 @@ from tasks_app.worker import broker
 from tests.support.runs import finished, operator
 from tests.support.services import WorkerProcess, child_env, wait_for
 
+pytestmark = pytest.mark.processes  # starts its own worker: not in make test-fast
+
 PAUSED = "low"
 EXTRA = "queues-extra"  # a queue no setting names: only this test's worker consumes it
 
