@@ -25,9 +25,13 @@ test: install browser
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # The edit loop: every test that needs no worker, browser or other process of its own, the
-# fuzzers with a fifth of their examples (`make test` runs them all).
+# fuzzers with a fifth of their examples (`make test` runs them all). These compute rather than
+# wait: two processes, one per core here (four spend their time starting up).
+FAST_PROCESSES ?= 2
+
 test-fast: install
-	TASKDECK_FUZZ_SCALE=0.2 $(BIN)/pytest -m "not worker and not browser and not processes" $(PYTEST_ARGS)
+	TASKDECK_FUZZ_SCALE=0.2 $(BIN)/pytest -n $(FAST_PROCESSES) --dist worksteal \
+	  -m "not worker and not browser and not processes" $(PYTEST_ARGS)
 
 setup: install migrate
 
