@@ -38,6 +38,7 @@ from redis.retry import Retry
 
 from ..models import AuditEntry, MissedRunPolicy, Run
 from .declared import sync_declared_schedules
+from .entry import TaskdeckEntry
 from .missed import DEFAULT, Missed, MissedRuns, catch_up_label, due_times, missed_runs_of, to_send
 
 __all__ = ["TaskdeckScheduler", "lock_redis_url"]
@@ -76,6 +77,8 @@ def _broker_url(app: Celery) -> str:
 
 class TaskdeckScheduler(DatabaseScheduler):
     """DatabaseScheduler behind a leader lock (see the module docstring)."""
+
+    Entry = TaskdeckEntry  # writes only the columns beat owns (tasks_app.schedules.entry)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.lock_key = str(getattr(settings, "TASKDECK_BEAT_LOCK_KEY", "") or DEFAULT_LOCK_KEY)
