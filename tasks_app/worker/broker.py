@@ -67,10 +67,7 @@ def snapshot(timeout: float = 1.0) -> BrokerSnapshot:
 def online_workers(timeout: float) -> list[WorkerInfo]:
     """Waits for as many answers as workers announced themselves (tasks_app.worker.presence;
     a worker does as soon as it is ready), at most `timeout`: none announced, none asked."""
-    try:
-        expected: int | None = presence.online_count()
-    except presence.UNAVAILABLE:
-        expected = None  # not Redis, or unreachable: wait the whole timeout
+    expected = presence.expected_answers()
     if expected == 0:
         return []
     inspect = current_app.control.inspect(timeout=timeout, limit=expected)

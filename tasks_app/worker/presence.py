@@ -85,6 +85,16 @@ def online_count(window: float = ONLINE_WINDOW) -> int:
     return int(client().zcount(KEY, time.time() - window, "+inf"))
 
 
+def expected_answers() -> int | None:
+    """How many workers a broadcast or inspect should wait for: those online (each announces
+    itself as soon as it is ready), or None when that cannot be known (the broker is not Redis,
+    or does not answer): then the caller waits its whole timeout."""
+    try:
+        return online_count()
+    except UNAVAILABLE:
+        return None
+
+
 def online_count_and_exists(key: str, window: float = ONLINE_WINDOW) -> tuple[int, bool]:
     """`online_count` and whether `key` exists in the same Redis, in one round trip (a scrape
     also asks whether the beat leader's lock is held). Raises UNAVAILABLE."""

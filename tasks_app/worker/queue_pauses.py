@@ -75,10 +75,7 @@ def tell_workers(command: str, queue: str, timeout: float = REPLY_TIMEOUT) -> To
     `timeout`: as many replies as workers announced themselves, when the broker is Redis).
     Never raises: a broker that is down is reported in `error` (one connection attempt, not
     kombu's retries), and the workers apply the database's state when they reach it again."""
-    try:
-        expected: int | None = presence.online_count()
-    except presence.UNAVAILABLE:
-        expected = None  # not Redis, or unreachable: wait the whole timeout
+    expected = presence.expected_answers()
     try:
         with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=0)
@@ -101,10 +98,7 @@ def consumed_queues(timeout: float = 1.0) -> set[str] | None:
     """The queues online workers consume now, or None when the broker cannot be asked. Waits
     for as many answers as workers announced themselves (none: asks nobody), at most
     `timeout`, so a page that shows them does not always wait the whole timeout."""
-    try:
-        expected: int | None = presence.online_count()
-    except presence.UNAVAILABLE:
-        expected = None  # not Redis, or unreachable: wait the whole timeout
+    expected = presence.expected_answers()
     if expected == 0:
         return set()
     try:

@@ -17,9 +17,9 @@ waits, and a copy that finds its run final is refused at start (and dropped here
 Jobs without a limit pay a dictionary lookup per delivery: the limits (the code's
 `@job(concurrency=N)` overridden by JobLimit rows) are cached per process and read again every
 settings.TASKDECK_JOB_LIMITS_REFRESH_SECONDS (5 s by default), so an operator's change applies
-within that time. The overrides are read from
-a copy in Redis that every change rewrites, so a worker's main process never queries the
-database for them (unless Redis lost the copy: then it reads the rows and writes it again).
+within that time. The overrides are read from a copy in Redis that every change rewrites, so a
+worker's main process never queries the database for them (unless Redis lost the copy: then it
+reads the rows and writes it again).
 """
 
 from __future__ import annotations
