@@ -2,13 +2,15 @@
 
 `progress()` is called in hot loops, so it only touches memory; the database is written at most
 every `write_interval` seconds (about two writes a second by default) and once more when the job
-ends, so the last value is always stored. Cancellation requested by an operator surfaces as
-`JobCancelled` at the next progress point.
+ends, so the last value is always stored. On a worker those interval writes are handed to the
+heartbeat thread, so the job computes on while the database commits. Cancellation requested by
+an operator surfaces as `JobCancelled` at the next progress point.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -87,6 +89,17 @@ class JobContext:
     _look: bool = True
     _log_lines: list[str] = field(default_factory=list)
     _cancelled: bool = False
+    # Set while the heartbeat thread writes for this context (`Heartbeat.running`): a write due
+    # at a progress point is taken here and handed over by calling this (it wakes that thread,
+    # which calls `write_handed_over`). None: the write happens in the caller's thread.
+    hand_over: Callable[[], None] | None = None
+    # The write taken and not yet done (`_snapshot` holds its values) and its log lines.
+    _handed: bool = False
+    _handed_lines: list[str] = field(default_factory=list)
+    # `_state_lock` guards the taken write between the two threads; `_write_lock` makes writes
+    # one at a time, in the order taken, so the last value stored is always the last reported.
+    _state_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # --- reporting -------------------------------------------------------------------------
     def progress(self, done: int, total: int | None = None, message: str = "") -> None:
@@ -141,24 +154,58 @@ class JobContext:
         return self._cancelled
 
     def flush(self) -> None:
-        """Store the last progress value and any unwritten log lines."""
+        """Store the last progress value and any unwritten log lines, here and now (after a
+        write in flight on the heartbeat thread, which it never races)."""
         if self._dirty or self._done is not None:
-            self._write()
+            self._take()
+        self.write_handed_over()
 
     def _write(self) -> None:
-        if self._done is not None:
-            snapshot = self._snapshot
-            snapshot.done, snapshot.total, snapshot.message = self._done, self._total, self._message
-            self._done = None
-        lines, self._log_lines = self._log_lines, []
+        self._take()
+        if self.hand_over is not None:
+            self.hand_over()
+        else:
+            self.write_handed_over()
+
+    def _take(self) -> None:
+        """Make the latest report and the buffered log lines the next write (merged with one
+        taken earlier and not written yet), and restart the interval."""
+        with self._state_lock:
+            if self._done is not None:
+                snapshot = self._snapshot
+                snapshot.done, snapshot.total = self._done, self._total
+                snapshot.message = self._message
+                self._done = None
+            if self._log_lines:
+                self._handed_lines += self._log_lines
+                self._log_lines = []
+            self._handed = True
         self._dirty = False
         self._due = False
         self._look = self.self_timed or self._cancelled
         self._last_write = self.clock()
         self._next_write = self._last_write + self.write_interval
-        if self.store.write(self._snapshot, lines):
-            self._cancelled = True
-            self._look = True
+
+    def write_handed_over(self) -> None:
+        """Write what `_take` took, if it is not written yet. On a worker the heartbeat thread
+        calls this; a failed write is kept for the next one (or the flush)."""
+        with self._write_lock:
+            with self._state_lock:
+                if not self._handed:
+                    return
+                taken = self._snapshot
+                snapshot = ProgressSnapshot(taken.done, taken.total, taken.message)
+                lines, self._handed_lines = self._handed_lines, []
+                self._handed = False
+            try:
+                cancelled = self.store.write(snapshot, lines)
+            except BaseException:
+                with self._state_lock:
+                    self._handed_lines[:0] = lines
+                    self._handed = True
+                raise
+        if cancelled:
+            self.request_cancel()
 
     def result_with_counters(self, value: Any) -> Any:
         """Attach the counters to the job's return value, if the job counted anything."""

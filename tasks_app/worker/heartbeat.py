@@ -2,7 +2,10 @@
 
 The reaper marks a run LOST when its heartbeat is older than TASKDECK_LOST_AFTER_SECONDS, so a
 run is only "running" while a live process says so. The same round trip reads cancellation
-requests and hands them to the runs' contexts.
+requests and hands them to the runs' contexts. The thread also ticks the contexts every progress
+interval and does the progress writes they hand over at their next progress point: on its own
+database connection, so the job computes on while the database commits, and a job that holds a
+transaction open never takes its progress into it.
 """
 
 from __future__ import annotations
@@ -51,24 +54,37 @@ class Heartbeat:
                     target=self._loop, name="taskdeck-heartbeat", daemon=True
                 )
                 self._thread.start()
+            if connection.vendor != "sqlite":
+                # SQLite has one writer at a time, and a job holding a transaction holds it
+                # (IMMEDIATE): this thread would wait on it, so there the job's thread writes.
+                ctx.hand_over = self._wake.set
         try:
             yield
         finally:
+            ctx.hand_over = None
             with self._lock:
                 self._running.pop(task_id, None)
 
     def _loop(self) -> None:
-        next_beat = time.monotonic()
+        next_tick = next_beat = time.monotonic() + tick_seconds()
         while True:
-            self._wake.wait(min(PROGRESS_INTERVAL, interval_seconds()))
+            self._wake.wait(max(0.0, next_tick - time.monotonic()))
+            self._wake.clear()  # before the writes: a hand-over from now on wakes the next wait
             with self._lock:
                 running = dict(self._running)
             if not running:
                 connection.close()  # this thread's own connection: none kept while idle
+                next_tick = time.monotonic() + tick_seconds()
                 continue
+            for task_id, ctx in running.items():
+                write_handed_over(task_id, ctx)
+            now = time.monotonic()
+            if now < next_tick:
+                continue  # woken by a hand-over
+            next_tick = now + tick_seconds()
             for ctx in running.values():
                 ctx.mark_due()
-            if time.monotonic() < next_beat:
+            if now < next_beat:
                 continue
             next_beat = time.monotonic() + interval_seconds()
             try:
@@ -80,6 +96,20 @@ class Heartbeat:
                 connection.close()
             else:
                 close_old_connections()  # honour CONN_MAX_AGE, drop a broken connection
+
+
+def tick_seconds() -> float:
+    return min(PROGRESS_INTERVAL, interval_seconds())
+
+
+def write_handed_over(task_id: str, ctx: JobContext) -> None:
+    """One context's handed-over write; a failure is logged and kept for the next write (the
+    job's own final flush at the latest), never fatal to the thread or the job."""
+    try:
+        ctx.write_handed_over()
+    except Exception:
+        logger.exception("Progress write of %s failed", task_id)
+        connection.close()
 
 
 heartbeat = Heartbeat()

@@ -18,7 +18,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore
 from celery.result import AsyncResult
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 from ..jobs.context import JobContext, ProgressSnapshot, ProgressStore
 from ..jobs.errors import JobCancelled
@@ -120,9 +120,13 @@ class LedgerProgressStore(ProgressStore):
             return write()
         except (InterfaceError, OperationalError):
             # The database dropped the connection (a restart, a failover): a progress write
-            # must not fail the job for that. Once, on a new connection; any other error stands.
-            if not drop_if_broken():
+            # must not fail the job for that. Once more, on a new connection (a broken one is
+            # closed first; when the write took its transaction path, Django's rollback may
+            # already have left a usable one). Inside the job's own transaction, and for any
+            # other error, the error stands.
+            if connection.in_atomic_block:
                 raise
+            drop_if_broken()
             logger.warning("Progress of %s: database connection lost, reconnecting", self.task_id)
             return write()
 

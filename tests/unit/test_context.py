@@ -3,9 +3,11 @@ and cancellation surfacing at progress points."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from tasks_app.jobs.context import LOG_BUFFER_LIMIT, JobContext
+from tasks_app.jobs.context import LOG_BUFFER_LIMIT, JobContext, ProgressSnapshot
 from tasks_app.jobs.errors import JobCancelled
 from tasks_app.jobs.testing import RecordingStore
 
@@ -101,3 +103,116 @@ def test_heartbeat_ticks_never_make_writes_closer_than_the_interval() -> None:
     ctx.progress(3, 100)
 
     assert [w.done for w in store.writes] == [1, 3]
+
+
+class HandOver:
+    """Stands in for the heartbeat thread: counts hand-overs; the test does the writes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+def test_a_due_write_is_handed_over_not_done_in_the_jobs_thread() -> None:
+    ctx, store, _ = make()
+    ctx.self_timed = False
+    ctx.hand_over = hand_over = HandOver()
+
+    ctx.progress(1, 10, "first")  # due at once: taken and handed over
+    ctx.progress(2, 10, "second")  # not due: memory only
+
+    assert (hand_over.calls, store.writes) == (1, [])
+    ctx.write_handed_over()
+    ctx.write_handed_over()  # nothing more was handed over
+    assert [(w.done, w.message) for w in store.writes] == [(1, "first")]
+
+
+def test_the_flush_writes_the_last_value_at_once_even_with_a_write_still_handed_over() -> None:
+    ctx, store, _ = make()
+    ctx.self_timed = False
+    ctx.hand_over = HandOver()
+    ctx.progress(1, 10)
+    ctx.log("a line")
+    ctx.progress(7, 10, "latest")
+
+    ctx.flush()  # one write: the handed-over one, brought up to date
+
+    assert [(w.done, w.message) for w in store.writes] == [(7, "latest")]
+    assert store.log_lines == ["a line"]
+    ctx.write_handed_over()  # the heartbeat thread comes late: nothing left to write
+    assert len(store.writes) == 1
+
+
+def test_cancellation_seen_by_a_handed_over_write_surfaces_at_the_next_progress_point() -> None:
+    ctx, _, _ = make(RecordingStore(cancel_after_writes=1))
+    ctx.self_timed = False
+    ctx.hand_over = HandOver()
+    ctx.progress(1, 10)
+
+    ctx.write_handed_over()
+
+    with pytest.raises(JobCancelled):
+        ctx.progress(2, 10)
+
+
+class FailingOnce(RecordingStore):
+    def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
+        if not getattr(self, "failed", False):
+            self.failed = True
+            raise OSError("database gone")
+        return super().write(snapshot, log_lines)
+
+
+def test_a_failed_handed_over_write_is_kept_for_the_flush() -> None:
+    store = FailingOnce()
+    ctx, _, _ = make(store)
+    ctx.self_timed = False
+    ctx.hand_over = HandOver()
+    ctx.log("kept")
+    ctx.progress(3, 10, "three")
+
+    with pytest.raises(OSError, match="database gone"):
+        ctx.write_handed_over()
+    ctx.flush()
+
+    assert [(w.done, w.message) for w in store.writes] == [(3, "three")]
+    assert store.log_lines == ["kept"]
+
+
+class GatedStore(RecordingStore):
+    """The first write waits for `gate`: a write in flight on the heartbeat thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(10)
+        return super().write(snapshot, log_lines)
+
+
+def test_the_flush_waits_for_a_write_in_flight_so_the_last_value_is_stored_last() -> None:
+    store = GatedStore()
+    ctx, _, _ = make(store)
+    ctx.self_timed = False
+    ctx.hand_over = HandOver()
+    ctx.progress(1, 10)
+    writer = threading.Thread(target=ctx.write_handed_over)
+    writer.start()
+    assert store.entered.wait(10)  # the write of 1 is in flight
+    ctx.progress(10, 10, "done")
+    flusher = threading.Thread(target=ctx.flush)
+    flusher.start()
+
+    flusher.join(0.2)
+    assert flusher.is_alive()  # waiting for the write in flight
+    store.gate.set()
+    writer.join(10)
+    flusher.join(10)
+
+    assert [w.done for w in store.writes] == [1, 10]
