@@ -178,6 +178,7 @@ class JobContext:
                 self._done = None
             if self._log_lines:
                 self._handed_lines += self._log_lines
+                del self._handed_lines[:-LOG_BUFFER_LIMIT]  # writes failing: still bounded
                 self._log_lines = []
             self._handed = True
         self._dirty = False

@@ -216,3 +216,34 @@ def test_the_flush_waits_for_a_write_in_flight_so_the_last_value_is_stored_last(
     flusher.join(10)
 
     assert [w.done for w in store.writes] == [1, 10]
+
+
+class FailingUntilToldOtherwise(RecordingStore):
+    failing = True
+
+    def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
+        if self.failing:
+            raise OSError("database gone")
+        return super().write(snapshot, log_lines)
+
+
+def test_log_lines_kept_through_failed_writes_stay_bounded_and_keep_the_latest() -> None:
+    store = FailingUntilToldOtherwise()
+    ctx, _, clock = make(store)
+    ctx.self_timed = False
+    ctx.hand_over = HandOver()
+    for batch in range(3):
+        for i in range(LOG_BUFFER_LIMIT):
+            ctx.log(f"batch {batch} line {i}")
+        clock.now += 1
+        ctx.mark_due()  # a tick: the next progress point takes a write
+        ctx.progress(batch, 3)
+        with pytest.raises(OSError, match="database gone"):
+            ctx.write_handed_over()
+
+    store.failing = False
+    ctx.flush()
+
+    assert len(store.log_lines) == LOG_BUFFER_LIMIT
+    assert store.log_lines[-1] == f"batch 2 line {LOG_BUFFER_LIMIT - 1}"
+    assert [w.done for w in store.writes] == [2]
