@@ -39,6 +39,7 @@ from tasks_app.models import (
     RunState,
 )
 from tasks_app.worker import lifecycle, reaper
+from tests.support.history import add_history
 from tests.support.ledger import make_run
 
 Capture = Callable[..., AbstractContextManager[list[Callable[[], Any]]]]
@@ -621,12 +622,7 @@ def test_the_success_lookups_use_the_runs_name_and_time_indexes(db: None) -> Non
     """The query plan of the lookup a resolution makes, on a history big enough for the planner
     to care: a range of the (job_name | schedule_name, -queued_at, -id) index, no scan."""
     now = timezone.now()
-    Run.objects.bulk_create(
-        Run(task_id=uuid(), job_name=f"job-{n % 40}", schedule_name=f"schedule-{n % 40}",
-            state=RunState.SUCCESS if n % 3 else RunState.FAILURE,
-            queued_at=now - timedelta(seconds=n))
-        for n in range(20000)
-    )  # fmt: skip
+    add_history(20000, now, job_names=40, schedule_names=40, failure_every=3)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     for name, index in (

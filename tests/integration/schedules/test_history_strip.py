@@ -19,6 +19,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tasks_app.models import MissedRunPolicy, Run, RunSource, RunState, ScheduleOptions
 from tasks_app.selectors.calendar_history import STRIP_LENGTH, history_strips
+from tests.support.history import add_history
 
 pytestmark = pytest.mark.django_db
 
@@ -131,12 +132,7 @@ def test_the_list_costs_one_strip_query_however_many_schedules_and_runs(boss: Cl
 def test_the_strip_query_reads_the_schedule_index_never_the_whole_table() -> None:
     """The plan on a history big enough for the planner to care: each schedule's runs by a
     range of (schedule_name, -queued_at, -id), stopped by the LIMIT, no scan of the runs."""
-    now = timezone.now()
-    Run.objects.bulk_create(
-        Run(task_id=uuid4().hex, job_name="j", schedule_name=f"schedule-{n % 60}",
-            state=RunState.SUCCESS, queued_at=now - timedelta(seconds=n))
-        for n in range(30000)
-    )  # fmt: skip
+    add_history(30000, timezone.now(), schedule_names=60)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     names = [f"schedule-{n}" for n in range(50)]
