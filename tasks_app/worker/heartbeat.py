@@ -86,7 +86,7 @@ class Heartbeat:
                 ctx.mark_due()
             if now < next_beat:
                 continue
-            next_beat = time.monotonic() + interval_seconds()
+            next_beat = now + interval_seconds()
             try:
                 for task_id in lifecycle.heartbeat(running):
                     running[task_id].request_cancel()

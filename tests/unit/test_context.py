@@ -20,10 +20,28 @@ class FakeClock:
         return self.now
 
 
-def make(store: RecordingStore | None = None) -> tuple[JobContext, RecordingStore, FakeClock]:
+class HandOver:
+    """Stands in for the heartbeat thread: counts hand-overs; the test does the writes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+def make(
+    store: RecordingStore | None = None, *, handing_over: bool = False
+) -> tuple[JobContext, RecordingStore, FakeClock]:
+    """A self-timed context on a fake clock; `handing_over`: timed by heartbeat ticks, its due
+    writes handed over as on a worker (the test then does them with `write_handed_over`)."""
     store = store or RecordingStore()
     clock = FakeClock()
-    return JobContext("t", "job", store, write_interval=0.5, clock=clock), store, clock
+    ctx = JobContext("t", "job", store, write_interval=0.5, clock=clock)
+    if handing_over:
+        ctx.self_timed = False
+        ctx.hand_over = HandOver()
+    return ctx, store, clock
 
 
 def test_progress_in_a_hot_loop_writes_at_most_twice_a_second_and_keeps_the_last_value() -> None:
@@ -105,20 +123,10 @@ def test_heartbeat_ticks_never_make_writes_closer_than_the_interval() -> None:
     assert [w.done for w in store.writes] == [1, 3]
 
 
-class HandOver:
-    """Stands in for the heartbeat thread: counts hand-overs; the test does the writes."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self) -> None:
-        self.calls += 1
-
-
 def test_a_due_write_is_handed_over_not_done_in_the_jobs_thread() -> None:
-    ctx, store, _ = make()
-    ctx.self_timed = False
-    ctx.hand_over = hand_over = HandOver()
+    ctx, store, _ = make(handing_over=True)
+    hand_over = ctx.hand_over
+    assert isinstance(hand_over, HandOver)
 
     ctx.progress(1, 10, "first")  # due at once: taken and handed over
     ctx.progress(2, 10, "second")  # not due: memory only
@@ -130,9 +138,7 @@ def test_a_due_write_is_handed_over_not_done_in_the_jobs_thread() -> None:
 
 
 def test_the_flush_writes_the_last_value_at_once_even_with_a_write_still_handed_over() -> None:
-    ctx, store, _ = make()
-    ctx.self_timed = False
-    ctx.hand_over = HandOver()
+    ctx, store, _ = make(handing_over=True)
     ctx.progress(1, 10)
     ctx.log("a line")
     ctx.progress(7, 10, "latest")
@@ -146,9 +152,7 @@ def test_the_flush_writes_the_last_value_at_once_even_with_a_write_still_handed_
 
 
 def test_cancellation_seen_by_a_handed_over_write_surfaces_at_the_next_progress_point() -> None:
-    ctx, _, _ = make(RecordingStore(cancel_after_writes=1))
-    ctx.self_timed = False
-    ctx.hand_over = HandOver()
+    ctx, _, _ = make(RecordingStore(cancel_after_writes=1), handing_over=True)
     ctx.progress(1, 10)
 
     ctx.write_handed_over()
@@ -157,24 +161,26 @@ def test_cancellation_seen_by_a_handed_over_write_surfaces_at_the_next_progress_
         ctx.progress(2, 10)
 
 
-class FailingOnce(RecordingStore):
+class FailingStore(RecordingStore):
+    """Fails its writes while `failing` says so (the database away), then records them."""
+
+    failing = True
+
     def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
-        if not getattr(self, "failed", False):
-            self.failed = True
+        if self.failing:
             raise OSError("database gone")
         return super().write(snapshot, log_lines)
 
 
 def test_a_failed_handed_over_write_is_kept_for_the_flush() -> None:
-    store = FailingOnce()
-    ctx, _, _ = make(store)
-    ctx.self_timed = False
-    ctx.hand_over = HandOver()
+    store = FailingStore()
+    ctx, _, _ = make(store, handing_over=True)
     ctx.log("kept")
     ctx.progress(3, 10, "three")
 
     with pytest.raises(OSError, match="database gone"):
         ctx.write_handed_over()
+    store.failing = False
     ctx.flush()
 
     assert [(w.done, w.message) for w in store.writes] == [(3, "three")]
@@ -198,9 +204,7 @@ class GatedStore(RecordingStore):
 
 def test_the_flush_waits_for_a_write_in_flight_so_the_last_value_is_stored_last() -> None:
     store = GatedStore()
-    ctx, _, _ = make(store)
-    ctx.self_timed = False
-    ctx.hand_over = HandOver()
+    ctx, _, _ = make(store, handing_over=True)
     ctx.progress(1, 10)
     writer = threading.Thread(target=ctx.write_handed_over)
     writer.start()
@@ -218,20 +222,9 @@ def test_the_flush_waits_for_a_write_in_flight_so_the_last_value_is_stored_last(
     assert [w.done for w in store.writes] == [1, 10]
 
 
-class FailingUntilToldOtherwise(RecordingStore):
-    failing = True
-
-    def write(self, snapshot: ProgressSnapshot, log_lines: list[str]) -> bool:
-        if self.failing:
-            raise OSError("database gone")
-        return super().write(snapshot, log_lines)
-
-
 def test_log_lines_kept_through_failed_writes_stay_bounded_and_keep_the_latest() -> None:
-    store = FailingUntilToldOtherwise()
-    ctx, _, clock = make(store)
-    ctx.self_timed = False
-    ctx.hand_over = HandOver()
+    store = FailingStore()
+    ctx, _, clock = make(store, handing_over=True)
     for batch in range(3):
         for i in range(LOG_BUFFER_LIMIT):
             ctx.log(f"batch {batch} line {i}")
