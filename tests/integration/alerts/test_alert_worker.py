@@ -77,6 +77,9 @@ def test_a_real_failure_reaches_the_webhook_once_and_the_worker_sends_its_recove
         "demo.flaky",
     )
     assert "failure_rate" not in request.body.decode()  # never a run's parameters
+    # The worker records the attempt once the receiver has answered (its claim then ends): the
+    # request arriving does not mean the record has, so wait for it before looking.
+    wait_for(lambda: AlertDelivery.objects.filter(claimed_until__isnull=True).exists(), 10)
 
     # Evaluating and delivering again (the periodic jobs' passes) sends nothing more: a second
     # request would need a second message or delivery row, and both passes have returned.
