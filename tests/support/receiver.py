@@ -123,8 +123,13 @@ class WebhookReceiver:
             tls.sni_callback = self._record_server_name
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
             self.url = f"https://{host!s}:{port}"
+        # A short poll: shutdown() waits for the serving loop's next look, 0.5 s by default,
+        # and that wait was most of what a delivery test took.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="webhook-receiver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="webhook-receiver",
+            daemon=True,
         )
 
     def __enter__(self) -> Self:
