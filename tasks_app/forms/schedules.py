@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -30,6 +31,7 @@ from ..schedules.missed import (
 )
 from ..services.schedules import EARLIEST, LATEST, MAX_INTERVAL_SECONDS, OUT_OF_RANGE
 from .runs import id_of
+from .widgets import LongSelect
 
 PARAM_PREFIX = "param"
 TIMING_FIELDS = ("kind", "cron", "timezone", "every", "period", "run_at", "start_time", "expires")
@@ -87,9 +89,12 @@ def missed_runs_from(cleaned: dict[str, Any]) -> MissedRuns:
     )
 
 
-def _zones() -> list[tuple[str, str]]:
+@cache
+def _zones() -> tuple[tuple[str, str], ...]:
+    """Every IANA zone name. Read once per process: listing them walks the zone database's
+    files (~10 ms), and a new database needs a restart to be used anyway."""
     names = sorted(available_timezones() - {"localtime", "Factory"})
-    return [(name, name) for name in names]
+    return tuple((name, name) for name in names)
 
 
 class ScheduleForm(forms.Form):
@@ -117,7 +122,9 @@ class ScheduleForm(forms.Form):
         ),
     )
     timezone = forms.ChoiceField(
-        label="Time zone", help_text="Cron times, and every time on this form, are in this zone."
+        label="Time zone",
+        help_text="Cron times, and every time on this form, are in this zone.",
+        widget=LongSelect,
     )
     every = forms.IntegerField(
         required=False, min_value=1, widget=forms.NumberInput(attrs={"min": 1})
