@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -157,6 +158,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("postgresql")]
         _postgresql_only.extend(item.nodeid for item in deselected)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection built (modules, test items, schemathesis' cases, hypothesis'
+    strategies) lives until the end: moved out of the garbage collector's sight, so its full
+    passes, and pytest's own at the end, stop walking it again and again. About 2 s of CPU of
+    `make test-fast`, a quarter of the time it spent collecting garbage."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_testnodedown(node: Any, error: object | None) -> None:
