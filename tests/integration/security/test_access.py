@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tasks_app.tokens import issue_token
+from tests.support.shared_rows import module_rows, session_of, signed_in
 
 # Pages whose job is to let you log in; they answer everybody.
 LOGIN_PAGES = {"/login/", "/admin/login/"}
@@ -118,12 +119,18 @@ def test_anonymous_visitor_is_sent_to_the_login_page(client: Client, url: str) -
     assert response["Location"].split("?next=")[0] in LOGIN_PAGES, response["Location"]
 
 
+@pytest.fixture(scope="module")
+def not_staff(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """The session of a signed-in user who is not staff, made once for the module's pages
+    (tests.support.shared_rows)."""
+    with module_rows(django_db_blocker):
+        yield session_of(User.objects.create_user("not-staff", password="x-Secret-123"))
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", [u for u in PAGES if u not in LOGIN_PAGES | LOGOUT_PAGES])
-def test_signed_in_user_who_is_not_staff_is_refused(client: Client, url: str) -> None:
-    client.force_login(User.objects.create_user("visitor", password="x-Secret-123"))
-
-    assert client.get(url).status_code == 403, url
+def test_signed_in_user_who_is_not_staff_is_refused(not_staff: str, url: str) -> None:
+    assert signed_in(not_staff).get(url).status_code == 403, url
 
 
 @pytest.mark.django_db

@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db.models import Model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -41,6 +43,7 @@ from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
 from tests.integration.security.test_access import API, URLS
+from tests.support.shared_rows import module_rows, refetch, session_of, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -87,34 +90,45 @@ def test_every_page_url_is_classified() -> None:
     assert not FORMS & READS
 
 
+@pytest.fixture(scope="module")
+def shared_world(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    """What the requests act on, and the superuser's session: made once for the module's
+    hundreds of requests (tests.support.shared_rows)."""
+    with module_rows(django_db_blocker):
+        boss = User.objects.create_superuser("boss", password="x-Secret-123")
+        now = timezone.now()
+        failed = Run.objects.create(
+            task_id="csrf-failed", job_name="demo.flaky", state=RunState.FAILURE,
+            queued_at=now, finished_at=now, params={"failure_rate": 1.0},
+        )  # fmt: skip
+        queued = Run.objects.create(
+            task_id="csrf-queued", job_name="demo.progress", state=RunState.PENDING,
+            queued_at=now, params={"steps": 1},
+        )  # fmt: skip
+        schedule = services.schedule_save(
+            ScheduleDefinition(
+                name="csrf schedule", job="demo.progress",
+                timing=Timing(Kind.CRONTAB, cron="30 2 * * 1-5", timezone="UTC"),
+                params={"steps": 1},
+            ),
+            actor=Actor(user=boss),
+        )  # fmt: skip
+        token, raw = issue_token(boss, "csrf")
+        channel = AlertChannel.objects.create(
+            name="csrf channel", kind=AlertChannelKind.EMAIL, email_to="ops@example.com"
+        )
+        rule = AlertRule.objects.create(name="csrf rule", kind=AlertRuleKind.RUN_FAILED)
+        yield {
+            "boss": boss, "failed": failed, "queued": queued, "schedule": schedule,
+            "token": token, "raw_token": raw, "channel": channel, "rule": rule,
+            "session": session_of(boss),
+        }  # fmt: skip
+
+
 @pytest.fixture
-def world() -> dict[str, Any]:
-    boss = User.objects.create_superuser("boss", password="x-Secret-123")
-    now = timezone.now()
-    failed = Run.objects.create(
-        task_id="csrf-failed", job_name="demo.flaky", state=RunState.FAILURE, queued_at=now,
-        finished_at=now, params={"failure_rate": 1.0},
-    )  # fmt: skip
-    queued = Run.objects.create(
-        task_id="csrf-queued", job_name="demo.progress", state=RunState.PENDING, queued_at=now,
-        params={"steps": 1},
-    )  # fmt: skip
-    schedule = services.schedule_save(
-        ScheduleDefinition(
-            name="csrf schedule", job="demo.progress",
-            timing=Timing(Kind.CRONTAB, cron="30 2 * * 1-5", timezone="UTC"), params={"steps": 1},
-        ),
-        actor=Actor(user=boss),
-    )  # fmt: skip
-    token, raw = issue_token(boss, "csrf")
-    channel = AlertChannel.objects.create(
-        name="csrf channel", kind=AlertChannelKind.EMAIL, email_to="ops@example.com"
-    )
-    rule = AlertRule.objects.create(name="csrf rule", kind=AlertRuleKind.RUN_FAILED)
-    return {
-        "boss": boss, "failed": failed, "queued": queued, "schedule": schedule,
-        "token": token, "raw_token": raw, "channel": channel, "rule": rule,
-    }  # fmt: skip
+def world(db: None, shared_world: dict[str, Any]) -> dict[str, Any]:
+    """The shared world's rows, read afresh for this test."""
+    return {k: refetch(v) if isinstance(v, Model) else v for k, v in shared_world.items()}
 
 
 def url_of(name: str, world: dict[str, Any]) -> str:
@@ -165,15 +179,14 @@ def state() -> tuple[Any, ...]:
     )
 
 
-def csrf_client(user: User) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    return client
+def csrf_client(world: dict[str, Any]) -> Client:
+    """A client signed in as the superuser that, like a browser, gets no CSRF exemption."""
+    return signed_in(world["session"], enforce_csrf_checks=True)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIONS))
 def test_an_action_refuses_get(world: dict[str, Any], name: str) -> None:
-    client = csrf_client(world["boss"])
+    client = csrf_client(world)
     before = state()
 
     response = client.get(url_of(name, world))
@@ -185,7 +198,7 @@ def test_an_action_refuses_get(world: dict[str, Any], name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(FORMS | READS))
 def test_a_page_get_changes_nothing(world: dict[str, Any], broker: str, name: str) -> None:
-    client = csrf_client(world["boss"])
+    client = csrf_client(world)
     before = state()
 
     response = client.get(url_of(name, world))
@@ -198,7 +211,7 @@ def test_a_page_get_changes_nothing(world: dict[str, Any], broker: str, name: st
 def test_a_dashboard_post_without_the_csrf_token_is_refused(
     world: dict[str, Any], broker: str, name: str
 ) -> None:
-    client = csrf_client(world["boss"])
+    client = csrf_client(world)
     before = state()
     data = {
         "action": "retry", "run": [world["failed"].pk], "schedule": [world["schedule"].pk],
@@ -226,7 +239,7 @@ def test_the_other_pages_are_enumerated() -> None:
 
 @pytest.mark.parametrize("url", OTHER_PAGES)
 def test_any_other_post_without_the_csrf_token_is_refused(world: dict[str, Any], url: str) -> None:
-    client = csrf_client(world["boss"])
+    client = csrf_client(world)
     pk = world["schedule"].pk
     url = url.replace("/periodictask/x/", f"/periodictask/{pk}/")  # a real one to delete
     before = state()
@@ -251,7 +264,7 @@ def test_an_anonymous_login_without_the_csrf_token_is_refused(world: dict[str, A
 
 def test_with_the_token_the_same_post_works(world: dict[str, Any], broker: str) -> None:
     """The CSRF token is what the refusals above lacked: the pages do act with it."""
-    client = csrf_client(world["boss"])
+    client = csrf_client(world)
     page = client.get(url_of("run", world)).content.decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     assert token is not None
@@ -309,7 +322,7 @@ def test_an_api_method_it_does_not_document_is_405(
 def test_an_api_write_with_a_session_but_no_token_is_401(
     world: dict[str, Any], path: str, method: str
 ) -> None:
-    client = csrf_client(world["boss"])
+    client = csrf_client(world)
     client.get("/")  # sets the CSRF cookie; send the token too: it still does not count
     csrf = client.cookies["csrftoken"].value
     before = state()

@@ -25,7 +25,7 @@ use is not offered, and posting it anyway changes nothing ("No action selected."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,6 +42,7 @@ from tasks_app.schedules.declared import BUILTIN, REAPER
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing, definition_of
 from tasks_app.services import Actor
 from tasks_app.tokens import issue_token
+from tests.support.shared_rows import module_rows, refetch, session_of, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -89,23 +90,52 @@ class World:
 
 def make_user(role: str, *, admin_access: bool) -> User:
     grant = ROLES[role]
+    username = f"{role}-admin" if admin_access else role
     if grant == "*":
-        return User.objects.create_superuser(role, password="x-Secret-123")
-    user = User.objects.create_user(role, password="x-Secret-123", is_staff=True)
+        return User.objects.create_superuser(username, password="x-Secret-123")
+    user = User.objects.create_user(username, password="x-Secret-123", is_staff=True)
     if grant is not None:
-        group = Group.objects.create(name=f"{role}s")
+        group, _ = Group.objects.get_or_create(name=f"{role}s")
         group.permissions.add(
             Permission.objects.get(codename=grant, content_type__app_label="tasks_app")
         )
         user.groups.add(group)
     if admin_access:
         user.user_permissions.add(*Permission.objects.filter(codename__in=BEAT_MODEL_PERMS))
-    return User.objects.get(pk=user.pk)  # no cached permissions
+    return user
 
 
-def make_world(client: Client, role: str, *, admin_access: bool) -> World:
-    user = make_user(role, admin_access=admin_access)
-    client.force_login(user)
+@dataclass(frozen=True)
+class Member:
+    """A user of one role (with or without beat's admin permissions): a signed-in session
+    and the user's own API token."""
+
+    session: str
+    raw_token: str
+    own_token: ApiToken
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every cell acts on, and every role's user: made once for the module's cells."""
+
+    failed: Run
+    queued: Run
+    schedule: PeriodicTask
+    declared: PeriodicTask
+    others_token: ApiToken
+    members: dict[tuple[str, bool], Member]
+
+
+@pytest.fixture(scope="module")
+def shared(django_db_setup: None, django_db_blocker: Any) -> Iterator[Shared]:
+    """Made once, each cell running inside a savepoint (tests.support.shared_rows): making
+    them for each of the 180 cells took most of the grid's time."""
+    with module_rows(django_db_blocker):
+        yield make_shared()
+
+
+def make_shared() -> Shared:
     now = timezone.now()
     failed = Run.objects.create(
         task_id="grid-failed", job_name="demo.flaky", state=RunState.FAILURE, queued_at=now,
@@ -131,9 +161,24 @@ def make_world(client: Client, role: str, *, admin_access: bool) -> World:
         actor=Actor(user=owner),
         task=builtin,
     )
-    own_token, raw = issue_token(user, "grid")
+    members = {}
+    for role in ROLES:
+        for admin_access in (False, True):
+            user = make_user(role, admin_access=admin_access)
+            own_token, raw = issue_token(user, "grid")
+            members[role, admin_access] = Member(session_of(user), raw, own_token)
     others_token = issue_token(owner, "owner's")[0]
-    return World(client, raw, failed, queued, schedule, declared, own_token, others_token)
+    return Shared(failed, queued, schedule, declared, others_token, members)
+
+
+def world_of(shared: Shared, role: str, *, admin_access: bool) -> World:
+    """The shared rows read afresh, and a new client signed in as the role's user."""
+    member = shared.members[role, admin_access]
+    return World(
+        signed_in(member.session), member.raw_token, refetch(shared.failed),
+        refetch(shared.queued), refetch(shared.schedule), refetch(shared.declared),
+        refetch(member.own_token), refetch(shared.others_token),
+    )  # fmt: skip
 
 
 def state() -> tuple[Any, ...]:
@@ -326,9 +371,9 @@ CELLS = [
 
 
 @pytest.mark.parametrize(("role", "name"), CELLS)
-def test_role_by_action(client: Client, broker: str, role: str, name: str) -> None:
+def test_role_by_action(shared: Shared, broker: str, role: str, name: str) -> None:
     action = ACTIONS[name]
-    world = make_world(client, role, admin_access=action.way == "admin")
+    world = world_of(shared, role, admin_access=action.way == "admin")
     before = state()
 
     response = action.do(world)
@@ -360,10 +405,11 @@ def test_every_role_and_action_has_a_cell() -> None:
             assert any(a.perm == perm and a.way == way for a in ACTIONS.values()), (perm, way)
 
 
-def test_the_admin_needs_taskdecks_permission_as_well_as_its_own(client: Client) -> None:
+def test_the_admin_needs_taskdecks_permission_as_well_as_its_own(shared: Shared) -> None:
     """Managing schedules without beat's model permissions: the admin refuses (its own rule);
     the dashboard and the API are where such a user manages them."""
-    world = make_world(client, "scheduler", admin_access=False)
+    world = world_of(shared, "scheduler", admin_access=False)
+    client = world.client
     before = state()
 
     listing = client.get(ADMIN_LIST)

@@ -6,6 +6,7 @@ and no eval anywhere; the templates hold no inline script, style, on*= handler o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from tasks_app.models import Run, RunState
 from tests.integration.security.test_access import URLS
+from tests.support.shared_rows import module_rows, refetch, session_of, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -56,25 +58,32 @@ def test_the_policy_has_no_unsafe_source() -> None:
     assert {name: " ".join(values) for name, values in directives.items()} == POLICY
 
 
+@pytest.fixture(scope="module")
+def shared(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    """A failed run, and sessions of the superuser and of a signed-in user who is not staff:
+    made once for the module's hundreds of requests (tests.support.shared_rows)."""
+    with module_rows(django_db_blocker):
+        run = Run.objects.create(
+            task_id="x", job_name="demo.flaky", state=RunState.FAILURE, queued_at=timezone.now(),
+            params={"failure_rate": 1.0},
+        )  # fmt: skip
+        superuser = User.objects.create_superuser("boss", password="x-Secret-123")
+        visitor = User.objects.create_user("visitor", password="x-Secret-123")
+        yield {"run": run, "boss": session_of(superuser), "visitor": session_of(visitor)}
+
+
 @pytest.fixture
-def run() -> Run:
-    return Run.objects.create(
-        task_id="x", job_name="demo.flaky", state=RunState.FAILURE, queued_at=timezone.now(),
-        params={"failure_rate": 1.0},
-    )  # fmt: skip
+def run(db: None, shared: dict[str, Any]) -> Run:
+    fresh: Run = refetch(shared["run"])
+    return fresh
 
 
 @pytest.mark.parametrize("url", URLS)
-def test_every_url_answers_with_the_policy(client: Client, run: Run, url: str) -> None:
+def test_every_url_answers_with_the_policy(shared: dict[str, Any], run: Run, url: str) -> None:
     """The superuser, an anonymous visitor and a non-staff user: pages, redirects, 403s, 404s,
     405s, the API's JSON and docs."""
-    superuser = User.objects.create_superuser("boss", password="x-Secret-123")
-    visitor = User.objects.create_user("visitor", password="x-Secret-123")
     html_seen = 0
-    for who in (superuser, None, visitor):
-        client.logout()
-        if who is not None:
-            client.force_login(who)
+    for client in (signed_in(shared["boss"]), Client(), signed_in(shared["visitor"])):
         response = client.get(url)
         assert response.status_code < 500, (url, response.status_code)
         assert_secured(response)
@@ -83,8 +92,10 @@ def test_every_url_answers_with_the_policy(client: Client, run: Run, url: str) -
         assert html_seen, f"{url} answered no HTML page"
 
 
-def test_partials_form_errors_and_missing_pages_carry_it_too(client: Client, run: Run) -> None:
-    client.force_login(User.objects.create_superuser("boss", password="x-Secret-123"))
+def test_partials_form_errors_and_missing_pages_carry_it_too(
+    shared: dict[str, Any], run: Run
+) -> None:
+    client = signed_in(shared["boss"])
 
     responses = [
         client.get("/runs/", headers={"HX-Request": "true", "HX-Target": "rows"}),
