@@ -53,7 +53,12 @@ def examples(full: int) -> int:
     """How many examples a fuzz test tries: `full` in `make test` and CI, a fraction of it in
     `make test-fast` (TASKDECK_FUZZ_SCALE=0.2), the edit loop, which must stay under a minute.
     Never fewer than 5, so every strategy still runs."""
-    return max(5, round(full * float(os.environ.get("TASKDECK_FUZZ_SCALE", "1"))))
+    return max(5, round(full * fuzz_scale()))
+
+
+def fuzz_scale() -> float:
+    """1 in `make test` and CI; below 1 in `make test-fast` (see `examples`)."""
+    return float(os.environ.get("TASKDECK_FUZZ_SCALE", "1"))
 
 
 FUZZ_SETTINGS = settings(
