@@ -33,7 +33,8 @@ test: install browser
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
 
 # The edit loop: every test that needs no worker, browser or other process of its own, the
-# fuzzers with a fifth of their examples (`make test` runs them all). These compute rather than
+# fuzzers with a fifth of their examples and the API conformance test without its coverage
+# phase (`make test` runs them all: tests/support/fuzzing.py). These compute rather than
 # wait: two processes, one per core here (four spend their time starting up).
 FAST_PROCESSES ?= 2
 
