@@ -7,6 +7,7 @@ JSON API (each answers for its own methods), so a new page must be listed here t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,6 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from tasks_app.tokens import issue_token
 from tests.integration.security.test_access import _sample
+from tests.support.shared_rows import module_rows, session_of, signed_in
 
 GET = frozenset({"GET"})
 POST = frozenset({"POST"})
@@ -87,6 +89,20 @@ def routes(
 
 
 ROUTES = sorted((url, name) for url, name in routes() if not url.startswith(NOT_WALKED))
+
+
+@pytest.fixture(scope="module")
+def superuser_session(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """A superuser's session, made once for the module's ~270 requests
+    (tests.support.shared_rows)."""
+    with module_rows(django_db_blocker):
+        yield session_of(User.objects.create_superuser("walker", password="x-Secret-123"))
+
+
+@pytest.fixture
+def admin_client(db: None, superuser_session: str) -> Client:
+    """pytest-django's admin_client, signed in once for the module rather than per test."""
+    return signed_in(superuser_session)
 
 
 def test_every_page_is_listed_with_its_methods() -> None:
