@@ -221,6 +221,7 @@ def test_every_sensitive_field_is_write_only_on_the_launch_form(client: Client) 
 # --- 2. @job(sensitive=[...]) seals a function job's values everywhere -----------------------
 
 
+@pytest.mark.processes  # a worker of its own, for the jobs only this test registers
 def test_a_function_jobs_sensitive_values_are_sealed_everywhere(
     transactional_db: None, broker_url: str, client: Client, tmp_path: Path
 ) -> None:
