@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from django import forms
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
 from tasks_app.forms.schedules import ScheduleForm
 from tasks_app.forms.widgets import LongSelect
@@ -17,6 +19,8 @@ CHOICES: list[Any] = [
     ("a&b", 'A & "B"'),
     ("Europe/Berlin", "Europe/Berlin"),
     (7, "seven"),
+    ("safe", mark_safe("<b>marked safe</b>")),  # HTML the caller vouches for: kept as it is
+    ("lazy", gettext_lazy("a <lazy> label")),
     ("Group <g>", [("x", "X"), ("y", "Y <y>")]),
 ]
 ATTRS: list[dict[str, Any] | None] = [
