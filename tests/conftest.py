@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -76,36 +76,28 @@ def xdist_database(url: str, xdist_worker: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-class QueuePurger:
+@pytest.fixture(scope="session")
+def purge_queues(broker_url: str) -> Iterator[Callable[[], None]]:
     """Empties every queue a test may have sent to. Celery's `control.purge()` empties only the
     queues selected for consuming (here just the default one), not those it creates on a
     first send (`high`, `low`): a run sent there without a worker would run in a later test.
     One connection to the test broker for the whole session: opening one for each test that
     queued took most of the 2.6 ms a purge cost (about 2.5 s of CPU in `make test-fast`)."""
+    connection = celery_app.connection_for_write(broker_url)
 
-    def __init__(self, broker_url: str) -> None:
-        self._connection = celery_app.connection_for_write(broker_url)
-
-    def __call__(self) -> None:
-        channel = self._connection.default_channel
+    def purge() -> None:
+        channel = connection.default_channel
         for name in sorted({*QUEUES, *celery_app.amqp.queues.keys()}):
             Queue(name, channel=channel).purge()
 
-    def close(self) -> None:
-        self._connection.release()
-
-
-@pytest.fixture(scope="session")
-def purge_queues(broker_url: str) -> Iterator[QueuePurger]:
-    purger = QueuePurger(broker_url)
-    yield purger
-    purger.close()
+    yield purge
+    connection.release()
 
 
 @pytest.fixture(scope="session")
 def celery_worker_process(
     broker_url: str,
-    purge_queues: QueuePurger,
+    purge_queues: Callable[[], None],
     django_db_setup: None,
     django_db_blocker: object,
     tmp_path_factory: pytest.TempPathFactory,
@@ -122,7 +114,7 @@ def celery_worker_process(
 
 
 @pytest.fixture
-def broker(broker_url: str, purge_queues: QueuePurger) -> Iterator[str]:
+def broker(broker_url: str, purge_queues: Callable[[], None]) -> Iterator[str]:
     """The broker for a test that queues runs without a worker: emptied afterwards, so nothing
     it queued runs later against another test's database."""
     yield broker_url

@@ -30,10 +30,8 @@ from django_celery_beat.models import (
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from dashboard.celery import app as celery_app
 from tasks_app import services
 from tasks_app.jobs.params import ParamInfo
-from tasks_app.jobs.policies import QUEUES
 from tasks_app.models import AuditEntry, Run
 from tasks_app.schedules.declared import REAPER
 from tasks_app.schedules.definition import Kind, ScheduleDefinition, Timing
@@ -360,17 +358,10 @@ class World:
 def rolled_back() -> Iterator[None]:
     """One example's database changes, undone afterwards (a savepoint inside the test's
     transaction), so every example starts from the fixtures' state. Messages it queued stay
-    in the broker (they are counted, not undone): `purge_queues` empties them at the end."""
+    in the broker (they are counted, not undone): the `broker` fixture empties them at the end."""
     with transaction.atomic():
         yield
         transaction.set_rollback(True)
-
-
-def purge_queues() -> None:
-    with celery_app.connection_for_write() as connection:
-        channel: Any = connection.default_channel
-        for name in QUEUES:
-            channel.queue_purge(name)
 
 
 def json_error(response: Response) -> dict[str, Any]:

@@ -24,23 +24,27 @@ PRODUCTION = {
 }
 
 
-def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def python(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """A fresh Python in the checkout: this environment without DEBUG and SECRET_KEY, then
+    `env`, and a data folder of its own."""
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
     clean.update(env, TASKDECK_DATA_DIR=str(tmp_path))
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return python("manage.py", *args, env=env, tmp_path=tmp_path)
 
 
 def read_settings(code: str, *, env: dict[str, str], tmp_path: Path) -> str:
     """What `code` prints in a fresh process that loads the settings module alone, as every
     process does first: a fifth of the time of `manage.py shell`, which sets up every app."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
-    clean.update(env, TASKDECK_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="dashboard.settings")
-    result = subprocess.run(
-        [sys.executable, "-c", f"from django.conf import settings\n{code}"],
-        cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=120, check=False,
+    result = python(
+        "-c", f"from django.conf import settings\n{code}",
+        env={**env, "DJANGO_SETTINGS_MODULE": "dashboard.settings"}, tmp_path=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout

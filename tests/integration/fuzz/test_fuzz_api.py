@@ -22,7 +22,6 @@ purged at the end. No worker runs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -54,7 +53,6 @@ from tests.support.fuzzing import (
     json_values,
     mostly,
     odd_moments,
-    purge_queues,
     rolled_back,
     seed_schedules,
 )
@@ -279,7 +277,7 @@ class Api:
 
 
 @pytest.fixture
-def api(client: Client, broker: str) -> Iterator[Api]:
+def api(client: Client, broker: str) -> Api:
     boss = User.objects.create_superuser("fuzz-boss", password="x-Secret-123")
     now = timezone.now()
     for task_id, (job_name, state, params) in zip(TASK_IDS, RUNS, strict=True):
@@ -291,8 +289,7 @@ def api(client: Client, broker: str) -> Iterator[Api]:
         "missing": 10**9,
         "huge": 2**70,
     }
-    yield Api(client, issue_token(boss, "fuzz")[1], pks)
-    purge_queues()
+    return Api(client, issue_token(boss, "fuzz")[1], pks)
 
 
 # --- checks ----------------------------------------------------------------------------------
